@@ -1,0 +1,49 @@
+"""The one place that turns errors into HTTP bodies, in the client's own format."""
+
+from __future__ import annotations
+
+from aicp.errors import AicpError
+from aicp.protocol.jsonutil import dumps
+from aicp.providers.base import ANTHROPIC
+
+#: Anthropic's error `type`s (docs "Errors"); OpenAI uses our `kind` as `type`.
+_ANTHROPIC_TYPE = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def error_payload(err: AicpError, protocol: str) -> dict[str, object]:
+    if protocol == ANTHROPIC:
+        kind = _ANTHROPIC_TYPE.get(err.status, "api_error")
+        return {"type": "error", "error": {"type": kind, "message": err.message}}
+    return {
+        "error": {
+            "message": err.message,
+            "type": err.kind,
+            "param": err.param,
+            "code": err.code,
+        }
+    }
+
+
+def error_body(err: AicpError, protocol: str) -> bytes:
+    return dumps(error_payload(err, protocol))
+
+
+def stream_error_event(err: AicpError, protocol: str) -> bytes:
+    """The last event of a stream that failed after it started."""
+    body = error_body(err, protocol)
+    if protocol == ANTHROPIC:
+        return b"event: error\ndata: " + body + b"\n\n"
+    return b"data: " + body + b"\n\n"

@@ -1,0 +1,122 @@
+"""create_app(settings): the ASGI app, wired in its lifespan.
+
+The LLM endpoints are looked up in a dict and served by raw ASGI handlers
+(the hot path); everything else goes to a Starlette app, which also runs the
+lifespan. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from aicp.api import admin
+from aicp.api.asgi import Message, Receive, Scope, Send, request_id
+from aicp.api.errors import error_body
+from aicp.api.gateway import Endpoint, Handler
+from aicp.config import Settings, load_settings
+from aicp.errors import AicpError
+from aicp.protocol import validate
+from aicp.providers.base import ANTHROPIC, OPENAI
+from aicp.state import AppState, create_state
+
+log = logging.getLogger("aicp")
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state: AppState | None = None
+        self.hot: dict[tuple[str, str], Handler] = {}
+        self.web = Starlette(
+            routes=[
+                Route("/health", admin.health),
+                Route("/ready", admin.ready),
+                Route("/v1/models", admin.models),
+                Route("/models", admin.models),
+                Route("/v1/providers/health", admin.providers_health),
+            ],
+            lifespan=self._lifespan,
+            exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
+        )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        state = await create_state(self.settings)
+        self.state = state
+        app.state.aicp = state
+        self.hot = _hot_routes(state)
+        state.ready = True
+        log.info("aicp ready: providers %s", ", ".join(sorted(state.providers)))
+        try:
+            yield
+        finally:
+            state.ready = False
+            self.hot = {}
+            await state.aclose()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self.hot.get((scope["method"], scope["path"]))
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+            await self.web(scope, receive, _with_request_id(scope, send))
+            return
+        await self.web(scope, receive, send)
+
+
+def _hot_routes(state: AppState) -> dict[tuple[str, str], Handler]:
+    chat = Endpoint(state, OPENAI, "chat", validate.chat)
+    embeddings = Endpoint(state, OPENAI, "embeddings", validate.embeddings)
+    messages = Endpoint(state, ANTHROPIC, "chat", validate.messages)
+    count = Endpoint(state, ANTHROPIC, "count_tokens", validate.count_tokens)
+    routes: dict[tuple[str, str], Handler] = {}
+    for prefix in ("/v1", ""):
+        routes[("POST", prefix + "/chat/completions")] = chat
+        routes[("POST", prefix + "/embeddings")] = embeddings
+        routes[("POST", prefix + "/messages")] = messages
+        routes[("POST", prefix + "/messages/count_tokens")] = count
+    return routes
+
+
+def _with_request_id(scope: Scope, send: Send) -> Send:
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    rid = request_id(headers).encode()
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (b"x-request-id", rid)]
+        await send(message)
+
+    return wrapped
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    protocol = ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    message = (
+        f"no route for {request.method} {request.url.path}"
+        if exc.status_code in (404, 405)
+        else str(exc.detail)
+    )
+    err = AicpError(message, status=exc.status_code)
+    err.kind = kind
+    return Response(error_body(err, protocol), exc.status_code, media_type="application/json")
+
+
+def create_app(settings: Settings | None = None) -> App:
+    """The ASGI app for `settings` (default: environment and AICP_CONFIG)."""
+    return App(settings or load_settings())
+
+
+def factory() -> App:
+    """Entry point for `uvicorn --factory aicp.app:factory` and worker processes."""
+    return create_app()

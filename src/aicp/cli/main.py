@@ -1,0 +1,169 @@
+"""The `aicp` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from aicp.errors import AicpError, ConfigError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="aicp: the AI control plane.")
+config_app = typer.Typer(no_args_is_help=True, help="Work with aicp.yaml files.")
+app.add_typer(config_app, name="config")
+
+DEFAULT_URL = "http://127.0.0.1:4000"
+UrlOpt = Annotated[str, typer.Option("--url", envvar="AICP_URL", help="The gateway's base URL.")]
+KeyOpt = Annotated[
+    str | None, typer.Option("--key", envvar="AICP_API_KEY", help="API key for the gateway.")
+]
+
+
+@app.command()
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="aicp.yaml")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 4000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Start the gateway."""
+    import uvicorn
+
+    from aicp.app import create_app
+    from aicp.config import load_settings
+
+    if config is not None:
+        os.environ["AICP_CONFIG"] = str(config)
+    try:
+        settings = load_settings(config, host=host, port=port, workers=workers)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    server = settings.server
+    options: dict[str, Any] = {
+        "host": server.host,
+        "port": server.port,
+        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
+        "http": "httptools",
+        "access_log": False,
+        "log_level": log_level,
+        "lifespan": "on",
+    }
+    if server.workers > 1:
+        # Workers build their own app from the same environment and file.
+        uvicorn.run("aicp.app:factory", factory=True, workers=server.workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
+
+
+def _request(
+    url: str, key: str | None, body: dict[str, object] | None = None
+) -> urllib.request.Request:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    req.add_header("content-type", "application/json")
+    if key:
+        req.add_header("authorization", f"Bearer {key}")
+    return req
+
+
+def _fail(exc: urllib.error.URLError) -> typer.Exit:
+    if isinstance(exc, urllib.error.HTTPError):
+        detail = exc.read().decode("utf-8", "replace")
+        typer.echo(f"error: HTTP {exc.code}: {detail}", err=True)
+    else:
+        typer.echo(f"error: cannot reach the gateway: {exc.reason}", err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def chat(
+    prompt: str,
+    model: Annotated[str, typer.Option("--model", "-m")] = "mock/mock-1",
+    stream: Annotated[bool, typer.Option("--stream")] = False,
+    url: UrlOpt = DEFAULT_URL,
+    key: KeyOpt = None,
+) -> None:
+    """Send one prompt through a running gateway and print the answer."""
+    body: dict[str, object] = {"model": model, "messages": [{"role": "user", "content": prompt}]}
+    if stream:
+        body["stream"] = True
+    req = _request(url.rstrip("/") + "/v1/chat/completions", key, body)
+    try:
+        with urllib.request.urlopen(req, timeout=600) as resp:
+            if not stream:
+                data = json.loads(resp.read())
+                typer.echo(
+                    data["choices"][0]["message"].get("content")
+                    or json.dumps(data["choices"][0]["message"].get("tool_calls"))
+                )
+                return
+            for raw in resp:
+                line = raw.decode("utf-8").strip()
+                if not line.startswith("data:") or line == "data: [DONE]":
+                    continue
+                event = json.loads(line[5:])
+                if "error" in event:
+                    typer.echo(f"\nerror: {event['error'].get('message')}", err=True)
+                    raise typer.Exit(1)
+                for choice in event.get("choices", []):
+                    sys.stdout.write(choice.get("delta", {}).get("content") or "")
+                    sys.stdout.flush()
+            sys.stdout.write("\n")
+    except urllib.error.URLError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def models(url: UrlOpt = DEFAULT_URL, key: KeyOpt = None) -> None:
+    """List the models a running gateway serves."""
+    try:
+        with urllib.request.urlopen(_request(url.rstrip("/") + "/v1/models", key), timeout=30) as r:
+            data = json.loads(r.read())
+    except urllib.error.URLError as exc:
+        raise _fail(exc) from None
+    for item in data.get("data", []):
+        typer.echo(item["id"])
+
+
+@config_app.command("validate")
+def config_validate(file: Path) -> None:
+    """Check an aicp.yaml file: keys, types, providers, models, aliases, groups."""
+    import asyncio
+
+    from aicp.config import load_settings
+    from aicp.providers import registry
+    from aicp.providers.http import HttpClient
+    from aicp.routing.router import Router
+
+    async def check() -> str:
+        settings = load_settings(file)
+        http = HttpClient()
+        try:
+            providers = {n: registry.create(n, p, http) for n, p in settings.providers.items()}
+            catalog = {n: list(p.models) for n, p in settings.providers.items()}
+            router = Router(settings, providers, catalog)
+        finally:
+            await http.aclose()
+        return (
+            f"{file}: ok ({len(settings.providers)} providers, {len(settings.models)} models, "
+            f"{len(settings.aliases)} aliases, {len(settings.groups)} groups; "
+            f"{len(router.model_names())} names served)"
+        )
+
+    try:
+        typer.echo(asyncio.run(check()))
+    except AicpError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+if __name__ == "__main__":
+    app()

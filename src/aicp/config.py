@@ -1,0 +1,240 @@
+"""Settings: typed, frozen, validated once at start-up.
+
+Sources, lowest precedence first: built-in defaults, providers found from the
+environment by their own conventions (zero-config), the YAML file named by
+`--config` or `AICP_CONFIG`. Unknown keys are rejected with file, line and key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aicp.errors import ConfigError
+
+Strategy = Literal["priority", "weighted", "least_latency", "lowest_cost"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 4000
+    workers: int = 1
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    #: Until virtual keys exist, whether anyone may force a route with `x-aicp-route`.
+    allow_forced_routes: bool = False
+    #: A master key bootstraps admin access (`AICP_MASTER_KEY`).
+    master_key: str | None = None
+    #: Interval between SSE `ping` events on Anthropic streams while the upstream is silent.
+    ping_interval_s: float = 10.0
+
+
+class ProviderSettings(_Strict):
+    #: Registry name of the implementation or an OpenAI-compatible preset (see providers/presets).
+    type: str
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    #: Azure api-version, Anthropic-version default and similar.
+    api_version: str | None = None
+    #: Cloud region (Bedrock, Vertex) and project (Vertex).
+    region: str | None = None
+    project: str | None = None
+    #: Models this provider serves; OpenAI-compatible providers also ask `GET /models`.
+    models: list[str] = Field(default_factory=list)
+    discover_models: bool = True
+    #: Implementation-specific settings (the mock's latency and failure rate, ...).
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeploymentSettings(_Strict):
+    provider: str
+    model: str
+    weight: float = Field(default=1.0, ge=0)
+    priority: int = 0
+    #: Per-deployment limits: requests per minute and requests in flight.
+    rpm: int | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, gt=0)
+    input_cost_per_mtok: float = 0.0
+    output_cost_per_mtok: float = 0.0
+
+
+class ModelSettings(_Strict):
+    name: str
+    deployments: list[DeploymentSettings] = Field(min_length=1)
+    strategy: Strategy = "priority"
+    #: Model names (or aliases/groups) tried in order when every deployment failed.
+    fallbacks: list[str] = Field(default_factory=list)
+
+
+class GroupSettings(_Strict):
+    models: list[str] = Field(min_length=1)
+    strategy: Strategy = "priority"
+    fallbacks: list[str] = Field(default_factory=list)
+
+
+class BreakerSettings(_Strict):
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    min_requests: int = Field(default=10, ge=1)
+    window_s: float = Field(default=10.0, gt=0)
+    open_s: float = Field(default=30.0, gt=0)
+    half_open_probes: int = Field(default=3, ge=1)
+
+
+class ReliabilitySettings(_Strict):
+    deadline_s: float = Field(default=600.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    first_byte_timeout_s: float = Field(default=300.0, gt=0)
+    idle_timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    backoff_base_s: float = Field(default=0.25, ge=0)
+    backoff_max_s: float = Field(default=8.0, ge=0)
+    #: Envoy retry budget: concurrent retries <= percent of active requests, floor min.
+    retry_budget_percent: float = Field(default=20.0, ge=0, le=100)
+    retry_budget_min: int = Field(default=3, ge=0)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+
+
+class Settings(_Strict):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    models: list[ModelSettings] = Field(default_factory=list)
+    aliases: dict[str, str] = Field(default_factory=dict)
+    groups: dict[str, GroupSettings] = Field(default_factory=dict)
+    reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
+    #: Where the settings came from, for messages.
+    source: str = "<defaults>"
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, v: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise ValueError(f"provider name {name!r} may only hold letters, digits, _ . -")
+        return v
+
+
+# --- loading -----------------------------------------------------------------
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def load_settings(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build settings from the environment and an optional YAML file."""
+    env = os.environ if env is None else env
+    path = path or env.get("AICP_CONFIG") or None
+    data: dict[str, Any] = {}
+    lines: dict[tuple[str | int, ...], int] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read config: {exc}") from exc
+        data, lines = _parse_yaml(text, source, env)
+    from aicp.providers.discovery import providers_from_env
+
+    discovered = providers_from_env(env)
+    providers = {**discovered, **(data.get("providers") or {})}
+    data["providers"] = providers
+    server = dict(data.get("server") or {})
+    if env.get("AICP_MASTER_KEY") and "master_key" not in server:
+        server["master_key"] = env["AICP_MASTER_KEY"]
+    server.update({k: v for k, v in overrides.items() if v is not None})
+    data["server"] = server
+    data["source"] = source
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, lines)) from exc
+
+
+def _parse_yaml(
+    text: str, source: str, env: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[tuple[str | int, ...], int]]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from exc
+    if root is None:
+        return {}, {}
+    lines: dict[tuple[str | int, ...], int] = {}
+    value = _build(root, (), lines, source, env)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    return value, lines
+
+
+def _build(
+    node: yaml.Node,
+    path: tuple[str | int, ...],
+    lines: dict[tuple[str | int, ...], int],
+    source: str,
+    env: Mapping[str, str],
+) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in out:
+                raise ConfigError(
+                    f"{source}, line {key_node.start_mark.line + 1}: duplicate key {key!r}"
+                )
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _build(value_node, (*path, key), lines, source, env)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(n, (*path, i), lines, source, env) for i, n in enumerate(node.value)]
+    loader = yaml.SafeLoader("")
+    try:
+        scalar = loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+    if isinstance(scalar, str):
+        return _interpolate(scalar, env, f"{source}, line {node.start_mark.line + 1}")
+    return scalar
+
+
+def _interpolate(value: str, env: Mapping[str, str], where: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set")
+
+    return _ENV_REF.sub(sub, value)
+
+
+def _describe(exc: ValidationError, source: str, lines: Mapping[tuple[str | int, ...], int]) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        line = None
+        for cut in range(len(loc), -1, -1):
+            if loc[:cut] in lines:
+                line = lines[loc[:cut]]
+                break
+        key = ".".join(str(p) for p in loc) or "<root>"
+        where = f"{source}, line {line}" if line else source
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{where}: unknown key {key!r}")
+        else:
+            parts.append(f"{where}: {key}: {err['msg']}")
+    return "; ".join(parts)

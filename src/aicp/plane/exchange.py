@@ -1,0 +1,80 @@
+"""The Exchange: one request's state as it moves through the stages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from aicp.protocol.jsonutil import Json
+from aicp.providers.base import Reply, Stream, Usage
+
+if TYPE_CHECKING:
+    from aicp.routing.router import Route
+
+Mode = Literal["live", "simulate", "offline"]
+
+
+@dataclass(slots=True)
+class Principal:
+    """Who is asking. Virtual keys (identity issue) fill in more than this."""
+
+    key_id: str | None = None
+    is_admin: bool = False
+    can_force_routes: bool = False
+
+
+@dataclass(slots=True)
+class Attempt:
+    provider: str
+    deployment: str
+    model: str
+    status: int | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "deployment": self.deployment,
+            "model": self.model,
+            "status": self.status,
+            "error": self.error,
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+@dataclass(slots=True)
+class Exchange:
+    id: str
+    protocol: str  # ingress protocol: "openai" | "anthropic"
+    operation: str  # "chat" | "embeddings" | "count_tokens"
+    body: Json
+    headers: dict[str, str]  # the client's headers that stages may read, lower-case names
+    stream: bool = False
+    mode: Mode = "live"
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal = field(default_factory=Principal)
+    labels: dict[str, str] = field(default_factory=dict)
+    route: Route | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    reply: Reply | None = None
+    upstream: Stream | None = None
+    #: The iterator over `upstream` and its first item, pulled before the response
+    #: was committed to the client (so a failure up to there can still fall back).
+    chunks: AsyncIterator[bytes | Json] | None = None
+    first: bytes | Json | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    #: What each stage decided, in order: (stage name, decision).
+    trace: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def model(self) -> str:
+        value = self.body.get("model")
+        return value if isinstance(value, str) else ""
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000

@@ -1,0 +1,159 @@
+"""Stage 9, execute: attempts along the route's chain inside one deadline.
+
+For each deployment in the chain (skipping those whose breaker is open or
+that are at their limits) we try, retrying retryable failures with backoff
+under the retry budget, then fall back to the next deployment. A stream
+counts as delivered once its first item arrived; we pull that item *here*,
+before the response is committed to the client, so a failure up to that
+point can still fall back (Envoy: retries are impossible once the response
+has started; gRPC A6: a call is committed once response headers arrive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from aicp.config import ReliabilitySettings
+from aicp.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, UpstreamUnavailable
+from aicp.plane.exchange import Attempt, Exchange
+from aicp.protocol.tokens import estimate_request_tokens
+from aicp.providers.base import Call, Reply, Timeouts, Usage
+from aicp.reliability.retry import RetryBudget, backoff
+from aicp.routing.router import Deployment
+
+
+class Execute:
+    name = "execute"
+
+    def __init__(self, settings: ReliabilitySettings, budget: RetryBudget) -> None:
+        self.settings = settings
+        self.budget = budget
+
+    async def __call__(self, ex: Exchange) -> None:
+        assert ex.route is not None, "the route stage runs before execute"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.deadline_s
+        budget = self.budget
+        budget.active += 1
+        try:
+            await self._run(ex, deadline, loop)
+        finally:
+            budget.active -= 1
+
+    async def _run(self, ex: Exchange, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+        assert ex.route is not None
+        s = self.settings
+        last: UpstreamError | None = None
+        tries = 0  # attempts after the first, all deployments together
+        for dep in ex.route.chain:
+            if not dep.health.has_capacity():
+                ex.trace.append(("execute", {"skipped": dep.key, "reason": "at its limits"}))
+                continue
+            per_dep = 0
+            while True:
+                if not dep.health.breaker.allow():
+                    ex.trace.append(("execute", {"skipped": dep.key, "reason": "breaker open"}))
+                    break
+                retry_slot = False
+                if tries:
+                    if not self.budget.try_acquire():
+                        ex.trace.append(("execute", {"stopped": "retry budget exhausted"}))
+                        raise last or UpstreamUnavailable("retry budget exhausted")
+                    retry_slot = True
+                try:
+                    await self._attempt(ex, dep, deadline, loop)
+                    return
+                except UpstreamError as err:
+                    last = err
+                    if not err.retryable:
+                        raise
+                finally:
+                    if retry_slot:
+                        self.budget.release()
+                tries += 1
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise UpstreamTimeout("the request deadline passed", code="deadline") from last
+                if per_dep >= s.max_retries:
+                    break
+                delay = backoff(per_dep, s.backoff_base_s, s.backoff_max_s)
+                floor = getattr(last, "retry_after", None)
+                if floor is not None:
+                    delay = max(delay, floor)
+                    if delay >= remaining:
+                        raise _with_retry_after(last, floor)
+                per_dep += 1
+                await asyncio.sleep(min(delay, remaining))
+        if last is not None:
+            raise last
+        raise UpstreamUnavailable(
+            "no deployment of this model is available: every breaker is open or at its limits",
+            status=503,
+        )
+
+    async def _attempt(
+        self, ex: Exchange, dep: Deployment, deadline: float, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        s = self.settings
+        remaining = deadline - loop.time()
+        timeouts = Timeouts(
+            connect=min(s.connect_timeout_s, remaining),
+            first_byte=min(s.first_byte_timeout_s, remaining),
+            idle=s.idle_timeout_s,
+        )
+        call = Call(ex.protocol, ex.operation, ex.body, dep.model, ex.headers, timeouts, ex.stream)
+        attempt = Attempt(dep.provider.name, dep.key, dep.model)
+        ex.attempts.append(attempt)
+        health = dep.health
+        health.start()
+        started = time.perf_counter()
+        ok = False
+        counts = True
+        try:
+            async with asyncio.timeout(remaining):
+                if ex.operation == "embeddings":
+                    ex.reply = await dep.provider.embed(call)
+                elif ex.operation == "count_tokens":
+                    ex.reply = await _count_tokens(dep, call)
+                elif ex.stream:
+                    stream = await dep.provider.stream(call)
+                    chunks = aiter(stream)
+                    try:
+                        async with asyncio.timeout(timeouts.first_byte):
+                            ex.first = await anext(chunks)
+                    except StopAsyncIteration:
+                        ex.first = None
+                    except BaseException:
+                        await stream.aclose()
+                        raise
+                    ex.upstream, ex.chunks = stream, chunks
+                else:
+                    ex.reply = await dep.provider.complete(call)
+            ok = True
+            attempt.status = 200
+        except TimeoutError as exc:
+            attempt.error = "timeout"
+            raise UpstreamTimeout("the upstream did not answer in time", code="first_byte") from exc
+        except UpstreamError as err:
+            attempt.status = err.status
+            attempt.error = err.message
+            # A client error says nothing about the deployment's health.
+            counts = err.retryable
+            raise
+        finally:
+            attempt.latency_ms = (time.perf_counter() - started) * 1000
+            health.finish(ok, attempt.latency_ms, counts)
+
+
+async def _count_tokens(dep: Deployment, call: Call) -> Reply:
+    counted = await dep.provider.count_tokens(call)
+    n = counted if counted is not None else estimate_request_tokens(call.body)
+    return Reply(call.ingress, {"input_tokens": n}, Usage(prompt_tokens=n))
+
+
+def _with_retry_after(err: UpstreamError | None, seconds: float) -> UpstreamError:
+    assert isinstance(err, UpstreamStatusError)
+    err.headers = {**err.headers, "retry-after": str(max(1, math.ceil(seconds)))}
+    return err

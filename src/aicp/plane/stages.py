@@ -1,0 +1,86 @@
+"""The stages of the request path other than execute (see DESIGN.md).
+
+Each is an object with `name` and `async __call__(exchange) -> None`. Stages
+not yet built are `Passthrough`s holding their place in the order, so that a
+later issue replaces one entry of the list and nothing else.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Protocol
+
+from aicp.errors import AuthenticationFailed, PermissionDenied
+from aicp.plane.exchange import Exchange, Principal
+from aicp.routing.router import Router
+
+
+class Stage(Protocol):
+    name: str
+
+    async def __call__(self, exchange: Exchange) -> None: ...
+
+
+class Passthrough:
+    """A stage that decides nothing yet."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def __call__(self, exchange: Exchange) -> None:
+        return None
+
+
+def bearer(headers: dict[str, str]) -> str | None:
+    """The credential from `Authorization: Bearer`, `x-api-key` or `api-key`."""
+    value = headers.get("authorization")
+    if value:
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return headers.get("x-api-key") or headers.get("api-key") or None
+
+
+class Authenticate:
+    """Until virtual keys exist: the master key, when set, is required and is admin."""
+
+    name = "authenticate"
+
+    def __init__(self, master_key: str | None, allow_forced_routes: bool) -> None:
+        self.master_key = master_key.encode() if master_key else None
+        self.anonymous = Principal(can_force_routes=allow_forced_routes)
+        self.admin = Principal(key_id="master", is_admin=True, can_force_routes=True)
+
+    async def __call__(self, ex: Exchange) -> None:
+        if self.master_key is None:
+            ex.principal = self.anonymous
+            return
+        token = bearer(ex.headers)
+        if token is None:
+            raise AuthenticationFailed("no API key: send Authorization: Bearer <key>")
+        if not hmac.compare_digest(token.encode(), self.master_key):
+            raise AuthenticationFailed("the API key is not valid")
+        ex.principal = self.admin
+
+
+class RouteStage:
+    """Stage 8: the target and its fallback chain, or a forced route."""
+
+    name = "route"
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    async def __call__(self, ex: Exchange) -> None:
+        forced = ex.headers.get("x-aicp-route")
+        if forced:
+            if not ex.principal.can_force_routes:
+                raise PermissionDenied(
+                    "x-aicp-route is not allowed for this key", code="route_forcing_denied"
+                )
+            ex.route = self.router.forced(forced)
+        else:
+            ex.route = self.router.resolve(ex.model)
+        ex.trace.append(
+            ("route", {"model": ex.model, "chain": ex.route.describe(), "forced": ex.route.forced})
+        )

@@ -1,0 +1,174 @@
+"""OpenAI and every OpenAI-compatible server (presets are data, see presets.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aicp.errors import ConfigError, UpstreamUnavailable
+from aicp.protocol import sse
+from aicp.protocol.jsonutil import Json, dumps, loads
+from aicp.providers.base import OPENAI, Call, Reply, Timeouts, Usage, usage_from_openai
+from aicp.providers.http import ByteStream, HttpClient, TranslatedStream
+from aicp.providers.presets import PRESETS, Preset
+
+if TYPE_CHECKING:
+    from aicp.config import ProviderSettings
+
+_DISCOVERY_TIMEOUTS = Timeouts(connect=3.0, first_byte=5.0, idle=5.0)
+
+
+class OpenAIProvider:
+    native = OPENAI
+
+    def __init__(self, name: str, settings: ProviderSettings, http: HttpClient) -> None:
+        preset = PRESETS.get(settings.type, Preset(""))
+        base_url = settings.base_url or preset.base_url
+        if not base_url:
+            raise ConfigError(f"provider {name!r}: base_url is required for {settings.type!r}")
+        self.name = name
+        self.local = preset.local
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+        self.settings = settings
+        self.drop_params = preset.drop_params
+        self.headers = {"content-type": "application/json", **preset.headers, **settings.headers}
+        if settings.api_key:
+            self.headers["authorization"] = f"Bearer {settings.api_key}"
+
+    # --- URLs and headers (Azure overrides these) ----------------------------
+
+    def url(self, call: Call, path: str) -> str:
+        return self.base_url + path
+
+    def request_headers(self, call: Call) -> dict[str, str]:
+        tp = call.headers.get("traceparent")
+        if tp is None:
+            return self.headers
+        return {**self.headers, "traceparent": tp}
+
+    def body_for(self, call: Call) -> Json:
+        if call.ingress == OPENAI:
+            body = call.passthrough_body()
+        else:
+            body = dict(call.openai())
+            body["model"] = call.model
+        for key in self.drop_params.intersection(body):
+            del body[key]
+        return body
+
+    # --- the Provider protocol ----------------------------------------------
+
+    async def complete(self, call: Call) -> Reply:
+        raw, data = await self.http.post_json(
+            self.url(call, "/chat/completions"),
+            self.body_for(call),
+            self.request_headers(call),
+            call.timeouts,
+        )
+        usage = usage_from_openai(data.get("usage"))
+        if call.ingress == OPENAI:
+            return Reply(OPENAI, data, usage, raw=raw)
+        return Reply(OPENAI, data, usage)
+
+    async def stream(self, call: Call) -> ByteStream | TranslatedStream:
+        body = self.body_for(call)
+        body["stream"] = True
+        passthrough = call.ingress == OPENAI
+        if not passthrough:
+            # Translation needs usage for the client's final event.
+            body["stream_options"] = {"include_usage": True}
+        resp = await self.http.request(
+            "POST",
+            self.url(call, "/chat/completions"),
+            body=dumps(body),
+            headers=self.request_headers(call),
+            timeouts=call.timeouts,
+        )
+        if passthrough:
+            tap = UsageTap()
+            stream = ByteStream(resp, OPENAI, call.timeouts.idle, tap.feed)
+            stream.usage = tap.usage
+            return stream
+        return TranslatedStream(ByteStream(resp, OPENAI, call.timeouts.idle), ChunkParser())
+
+    async def embed(self, call: Call) -> Reply:
+        body = call.passthrough_body()
+        raw, data = await self.http.post_json(
+            self.url(call, "/embeddings"), body, self.request_headers(call), call.timeouts
+        )
+        return Reply(OPENAI, data, usage_from_openai(data.get("usage")), raw=raw)
+
+    async def count_tokens(self, call: Call) -> int | None:
+        return None  # OpenAI-compatible servers have no counting endpoint
+
+    async def list_models(self) -> list[str]:
+        if self.settings.models or not self.settings.discover_models:
+            return list(self.settings.models)
+        data = await self.http.get_json(
+            self.base_url + "/models", self.headers, _DISCOVERY_TIMEOUTS
+        )
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise UpstreamUnavailable(f"provider {self.name!r}: /models answered no list")
+        return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ChunkParser:
+    """OpenAI SSE events -> chunk dicts (for translation into another protocol)."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def feed(self, event: sse.Event) -> list[Json]:
+        if event.data == "[DONE]" or not event.data:
+            return []
+        chunk = loads(event.data)
+        if not isinstance(chunk, dict):
+            return []
+        if "error" in chunk:
+            err = chunk["error"]
+            msg = err.get("message") if isinstance(err, dict) else str(err)
+            raise UpstreamUnavailable(f"upstream stream error: {msg}")
+        if chunk.get("usage"):
+            self.usage = usage_from_openai(chunk["usage"])
+        return [chunk]
+
+    def close(self) -> list[Json]:
+        return []
+
+
+class UsageTap:
+    """Finds `usage` in a pass-through OpenAI stream without parsing every chunk.
+
+    Only complete `data:` lines that mention usage are parsed; the last one
+    with a usage object wins (the final chunk when include_usage is set).
+    """
+
+    __slots__ = ("_partial", "usage")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self._partial = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if self._partial:
+            chunk = self._partial + chunk
+        cut = chunk.rfind(b"\n") + 1
+        self._partial = chunk[cut:][-65536:]
+        if b'"usage"' not in chunk[:cut]:
+            return
+        for line in chunk[:cut].split(b"\n"):
+            if not line.startswith(b"data:") or b'"usage"' not in line:
+                continue
+            try:
+                data = loads(line[5:])
+            except ValueError:
+                continue
+            if isinstance(data, dict) and isinstance(data.get("usage"), dict):
+                u = usage_from_openai(data["usage"])
+                self.usage.prompt_tokens = u.prompt_tokens
+                self.usage.completion_tokens = u.completion_tokens
+                self.usage.cached_tokens = u.cached_tokens
