@@ -9,6 +9,6 @@ gateway under uvicorn on a loopback port in a background thread.
 
 from aicp.providers.mock import MockProvider
 from aicp.testing.server import GatewayServer
-from aicp.testing.upstream import Fault, FakeUpstream
+from aicp.testing.upstream import FakeUpstream, Fault
 
-__all__ = ["Fault", "FakeUpstream", "GatewayServer", "MockProvider"]
+__all__ = ["FakeUpstream", "Fault", "GatewayServer", "MockProvider"]

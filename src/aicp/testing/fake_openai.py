@@ -12,7 +12,7 @@ from aiohttp import web
 from aicp.testing.upstream import apply_fault_head, retry_headers, send_chunks
 
 if TYPE_CHECKING:
-    from aicp.testing.upstream import Fault, FakeUpstream
+    from aicp.testing.upstream import FakeUpstream, Fault
 
 
 def error_response(fault: Fault) -> web.Response:
@@ -30,8 +30,11 @@ def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
     if not tools or body.get("tool_choice") == "none":
         return None
     name = tools[0]["function"]["name"]
-    return {"id": "call_fake_1", "type": "function",
-            "function": {"name": name, "arguments": '{"city": "Paris"}'}}
+    return {
+        "id": "call_fake_1",
+        "type": "function",
+        "function": {"name": name, "arguments": '{"city": "Paris"}'},
+    }
 
 
 def register(app: web.Application, up: FakeUpstream) -> None:
@@ -49,44 +52,81 @@ def register(app: web.Application, up: FakeUpstream) -> None:
         text = up.reply
         if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
             text = '{"answer": "fake"}'
-        usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
-                 "prompt_tokens_details": {"cached_tokens": 3}}
+        usage = {
+            "prompt_tokens": 11,
+            "completion_tokens": 7,
+            "total_tokens": 18,
+            "prompt_tokens_details": {"cached_tokens": 3},
+        }
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": None if tool else text}
             if tool:
                 message["tool_calls"] = [tool]
             n = int(body.get("n") or 1)
             data = {
-                "id": cid, "object": "chat.completion", "created": created, "model": model,
-                "choices": [{"index": i, "message": message, "logprobs": None,
-                             "finish_reason": "tool_calls" if tool else "stop"}
-                            for i in range(n)],
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": i,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": "tool_calls" if tool else "stop",
+                    }
+                    for i in range(n)
+                ],
                 "usage": usage,
                 "system_fingerprint": "fp_fake",
             }
             return web.Response(body=orjson.dumps(data), content_type="application/json")
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            c = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                 "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                              "finish_reason": finish}]}
+            c = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
             return b"data: " + orjson.dumps(c) + b"\n\n"
 
         out = [chunk({"role": "assistant", "content": ""})]
         if tool:
             fn = tool["function"]
-            out.append(chunk({"tool_calls": [{"index": 0, "id": tool["id"], "type": "function",
-                                              "function": {"name": fn["name"], "arguments": ""}}]}))
+            out.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": tool["id"],
+                                "type": "function",
+                                "function": {"name": fn["name"], "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
             half = len(fn["arguments"]) // 2
             for part in (fn["arguments"][:half], fn["arguments"][half:]):
                 out.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
         else:
             size = max(1, -(-len(text) // up.chunks))
-            out.extend(chunk({"content": text[i:i + size]}) for i in range(0, len(text), size))
+            out.extend(chunk({"content": text[i : i + size]}) for i in range(0, len(text), size))
         out.append(chunk({}, "tool_calls" if tool else "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
-            u = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                 "model": model, "choices": [], "usage": usage}
+            u = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [],
+                "usage": usage,
+            }
             out.append(b"data: " + orjson.dumps(u) + b"\n\n")
         out.append(b"data: [DONE]\n\n")
         return await send_chunks(request, out, fault)
@@ -100,18 +140,28 @@ def register(app: web.Application, up: FakeUpstream) -> None:
             return error_response(fault)
         inputs = body.get("input")
         items = inputs if isinstance(inputs, list) else [inputs]
-        data = [{"object": "embedding", "index": i,
-                 "embedding": [round(0.1 * (i + 1) * (j + 1), 4) for j in range(up.embedding_dim)]}
-                for i in range(len(items))]
-        out = {"object": "list", "data": data, "model": body.get("model"),
-               "usage": {"prompt_tokens": 5, "total_tokens": 5}}
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": [round(0.1 * (i + 1) * (j + 1), 4) for j in range(up.embedding_dim)],
+            }
+            for i in range(len(items))
+        ]
+        out = {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": 5, "total_tokens": 5},
+        }
         return web.Response(body=orjson.dumps(out), content_type="application/json")
 
     async def models(request: web.Request) -> web.Response:
         up.record(request, None)
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in up.models]
-        return web.Response(body=orjson.dumps({"object": "list", "data": data}),
-                            content_type="application/json")
+        return web.Response(
+            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
+        )
 
     for prefix in ("/v1", ""):
         app.router.add_post(prefix + "/chat/completions", chat)

@@ -1,0 +1,41 @@
+"""Shared helpers for the test suite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aicp.config import Settings, load_settings
+from aicp.testing import FakeUpstream
+
+
+def make_settings(
+    data: dict[str, Any] | None = None, env: dict[str, str] | None = None
+) -> Settings:
+    """Settings from a dict shaped like aicp.yaml, ignoring the real environment."""
+    import tempfile
+
+    import yaml
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(data or {}, f)
+    return load_settings(f.name, env=env or {})
+
+
+def openai_settings(upstream: FakeUpstream, **extra: Any) -> Settings:
+    """A gateway with one OpenAI-compatible provider `up` on the fake upstream."""
+    data: dict[str, Any] = {
+        "providers": {
+            "up": {
+                "type": "openai",
+                "base_url": upstream.url + "/v1",
+                "api_key": "sk-upstream-secret",
+            }
+        },
+        "reliability": {"backoff_base_s": 0.01, "backoff_max_s": 0.05},
+    }
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return make_settings(data)
