@@ -42,6 +42,9 @@ class App:
                 Route("/v1/models", admin.models),
                 Route("/models", admin.models),
                 Route("/v1/providers/health", admin.providers_health),
+                # The hot paths are served above; these routes only answer a wrong
+                # method (405) and a request that arrives before start-up finished.
+                *(Route(path, _starting, methods=["POST"]) for path in HOT_PATHS),
             ],
             lifespan=self._lifespan,
             exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
@@ -73,6 +76,18 @@ class App:
         await self.web(scope, receive, send)
 
 
+#: The LLM endpoints, each with and without the /v1 prefix.
+HOT_PATHS = tuple(
+    prefix + path
+    for prefix in ("/v1", "")
+    for path in ("/chat/completions", "/embeddings", "/messages", "/messages/count_tokens")
+)
+
+
+def _protocol_of(path: str) -> str:
+    return ANTHROPIC if path.startswith(("/v1/messages", "/messages")) else OPENAI
+
+
 def _hot_routes(state: AppState) -> dict[tuple[str, str], Handler]:
     chat = Endpoint(state, OPENAI, "chat", validate.chat)
     embeddings = Endpoint(state, OPENAI, "embeddings", validate.embeddings)
@@ -100,16 +115,33 @@ def _with_request_id(scope: Scope, send: Send) -> Send:
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
-    protocol = ANTHROPIC if request.url.path.startswith("/v1/messages") else OPENAI
+    protocol = _protocol_of(request.url.path)
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-    message = (
-        f"no route for {request.method} {request.url.path}"
-        if exc.status_code in (404, 405)
-        else str(exc.detail)
-    )
+    if exc.status_code == 404:
+        message = f"no route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"method {request.method} is not allowed on {request.url.path}; use {allowed}"
+    else:
+        message = str(exc.detail)
     err = AicpError(message, status=exc.status_code)
     err.kind = kind
-    return Response(error_body(err, protocol), exc.status_code, media_type="application/json")
+    return Response(
+        error_body(err, protocol),
+        exc.status_code,
+        headers=exc.headers,
+        media_type="application/json",
+    )
+
+
+async def _starting(request: Request) -> Response:
+    err = AicpError("the gateway is starting; try again shortly", status=503)
+    return Response(
+        error_body(err, _protocol_of(request.url.path)),
+        503,
+        headers={"retry-after": "1"},
+        media_type="application/json",
+    )
 
 
 def create_app(settings: Settings | None = None) -> App:

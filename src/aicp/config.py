@@ -33,7 +33,7 @@ class ServerSettings(_Strict):
     #: Until virtual keys exist, whether anyone may force a route with `x-aicp-route`.
     allow_forced_routes: bool = False
     #: A master key bootstraps admin access (`AICP_MASTER_KEY`).
-    master_key: str | None = None
+    master_key: str | None = Field(default=None, repr=False)
     #: Interval between SSE `ping` events on Anthropic streams while the upstream is silent.
     ping_interval_s: float = 10.0
 
@@ -53,7 +53,7 @@ class ProviderSettings(_Strict):
     models: list[str] = Field(default_factory=list)
     discover_models: bool = True
     #: Implementation-specific settings (the mock's latency and failure rate, ...).
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 
 class DeploymentSettings(_Strict):
@@ -149,18 +149,37 @@ def load_settings(
     from aicp.providers.discovery import providers_from_env
 
     discovered = providers_from_env(env)
-    providers = {**discovered, **(data.get("providers") or {})}
-    data["providers"] = providers
-    server = dict(data.get("server") or {})
-    if env.get("AICP_MASTER_KEY") and "master_key" not in server:
-        server["master_key"] = env["AICP_MASTER_KEY"]
-    server.update({k: v for k, v in overrides.items() if v is not None})
-    data["server"] = server
+    # A section of the wrong type is left as it is, for validation to report with its line.
+    providers = data.get("providers") or {}
+    if isinstance(providers, dict):
+        data["providers"] = {**discovered, **providers}
+    server = data.get("server") or {}
+    if isinstance(server, dict):
+        server = dict(server)
+        if env.get("AICP_MASTER_KEY") and "master_key" not in server:
+            server["master_key"] = env["AICP_MASTER_KEY"]
+        server.update({k: v for k, v in overrides.items() if v is not None})
+        data["server"] = server
     data["source"] = source
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source, lines)) from exc
+    _check_providers_exist(settings, lines)
+    return settings
+
+
+def _check_providers_exist(settings: Settings, lines: Mapping[tuple[str | int, ...], int]) -> None:
+    for i, model in enumerate(settings.models):
+        for j, dep in enumerate(model.deployments):
+            if dep.provider in settings.providers:
+                continue
+            line = lines.get(("models", i, "deployments", j, "provider"))
+            where = f"{settings.source}, line {line}" if line else settings.source
+            raise ConfigError(
+                f"{where}: model {model.name!r} uses provider {dep.provider!r}, which is not "
+                f"configured (have: {', '.join(sorted(settings.providers))})"
+            )
 
 
 def _parse_yaml(
@@ -186,10 +205,15 @@ def _build(
     source: str,
     env: Mapping[str, str],
 ) -> Any:
-    lines[path] = node.start_mark.line + 1
+    # A mapping value keeps its key's line (set by the caller), not the line its value starts on.
+    lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                _merge(value_node, path, lines, source, env, merged)
+                continue
             key = str(key_node.value)
             if key in out:
                 raise ConfigError(
@@ -197,7 +221,7 @@ def _build(
                 )
             lines[(*path, key)] = key_node.start_mark.line + 1
             out[key] = _build(value_node, (*path, key), lines, source, env)
-        return out
+        return {**merged, **out} if merged else out
     if isinstance(node, yaml.SequenceNode):
         return [_build(n, (*path, i), lines, source, env) for i, n in enumerate(node.value)]
     loader = yaml.SafeLoader("")
@@ -208,6 +232,29 @@ def _build(
     if isinstance(scalar, str):
         return _interpolate(scalar, env, f"{source}, line {node.start_mark.line + 1}")
     return scalar
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _merge(
+    node: yaml.Node,
+    path: tuple[str | int, ...],
+    lines: dict[tuple[str | int, ...], int],
+    source: str,
+    env: Mapping[str, str],
+    into: dict[str, Any],
+) -> None:
+    """YAML merge keys (`<<: *defaults`): the mapping's own keys win, then earlier merges."""
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for src in sources:
+        value = _build(src, path, lines, source, env)
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{source}, line {src.start_mark.line + 1}: '<<' must merge a mapping"
+            )
+        for key, item in value.items():
+            into.setdefault(key, item)
 
 
 def _interpolate(value: str, env: Mapping[str, str], where: str) -> str:

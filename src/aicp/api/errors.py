@@ -25,7 +25,8 @@ _ANTHROPIC_TYPE = {
 
 def error_payload(err: AicpError, protocol: str) -> dict[str, object]:
     if protocol == ANTHROPIC:
-        kind = _ANTHROPIC_TYPE.get(err.status, "api_error")
+        fallback = "invalid_request_error" if 400 <= err.status < 500 else "api_error"
+        kind = _ANTHROPIC_TYPE.get(err.status, fallback)
         return {"type": "error", "error": {"type": kind, "message": err.message}}
     return {
         "error": {

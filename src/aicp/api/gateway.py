@@ -123,8 +123,8 @@ class Endpoint:
             ex.trace.append(("execute", {"stream_error": err.message}))
         except Exception:
             log.exception("stream %s failed inside the gateway", ex.id)
-            err = UpstreamUnavailable("the stream failed inside the gateway")
-            close = stream_error_event(err, ex.protocol)
+            failure = UpstreamUnavailable("the stream failed inside the gateway")
+            close = stream_error_event(failure, ex.protocol)
         finally:
             watcher.cancel()
             await upstream.aclose()
@@ -156,7 +156,8 @@ def _encoder(ex: Exchange) -> Encoder:
         return ChunkEncoder(ex.body)
     from aicp.protocol.anthropic import StreamEncoder
 
-    return StreamEncoder(ex.body)
+    encoder: Encoder = StreamEncoder(ex.body)
+    return encoder
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:

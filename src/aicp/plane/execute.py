@@ -45,47 +45,63 @@ class Execute:
     async def _run(self, ex: Exchange, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
         assert ex.route is not None
         s = self.settings
+        budget = self.budget
         last: UpstreamError | None = None
-        tries = 0  # attempts after the first, all deployments together
-        for dep in ex.route.chain:
-            if not dep.health.has_capacity():
-                ex.trace.append(("execute", {"skipped": dep.key, "reason": "at its limits"}))
-                continue
-            per_dep = 0
-            while True:
-                if not dep.health.breaker.allow():
-                    ex.trace.append(("execute", {"skipped": dep.key, "reason": "breaker open"}))
-                    break
-                retry_slot = False
-                if tries:
-                    if not self.budget.try_acquire():
+        first = True
+        # Every attempt after the first holds a retry-budget slot from the moment it is
+        # scheduled until it ends, its backoff included, as Envoy counts retries; else a
+        # burst of failures that all back off at once would each find the budget free.
+        slot = False
+        try:
+            for dep in ex.route.chain:
+                if not dep.health.has_capacity():
+                    ex.trace.append(("execute", {"skipped": dep.key, "reason": "at its limits"}))
+                    continue
+                per_dep = 0
+                while True:
+                    if not first and not slot:
+                        if not budget.try_acquire():
+                            ex.trace.append(("execute", {"stopped": "retry budget exhausted"}))
+                            raise last or UpstreamUnavailable("retry budget exhausted")
+                        slot = True
+                    # After the budget: allow() reserves a half-open probe, which must not leak.
+                    if not dep.health.breaker.allow():
+                        ex.trace.append(("execute", {"skipped": dep.key, "reason": "breaker open"}))
+                        break
+                    first = False
+                    try:
+                        await self._attempt(ex, dep, deadline, loop)
+                        return
+                    except UpstreamError as err:
+                        last = err
+                        if not err.retryable:
+                            raise
+                    finally:
+                        if slot:
+                            budget.release()
+                            slot = False
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise UpstreamTimeout(
+                            "the request deadline passed", code="deadline"
+                        ) from last
+                    if per_dep >= s.max_retries:
+                        break
+                    delay = backoff(per_dep, s.backoff_base_s, s.backoff_max_s)
+                    floor = getattr(last, "retry_after", None)
+                    if floor is not None:
+                        delay = max(delay, floor)
+                        if delay >= remaining:
+                            raise _with_retry_after(last, floor)
+                    if not budget.try_acquire():
                         ex.trace.append(("execute", {"stopped": "retry budget exhausted"}))
-                        raise last or UpstreamUnavailable("retry budget exhausted")
-                    retry_slot = True
-                try:
-                    await self._attempt(ex, dep, deadline, loop)
-                    return
-                except UpstreamError as err:
-                    last = err
-                    if not err.retryable:
-                        raise
-                finally:
-                    if retry_slot:
-                        self.budget.release()
-                tries += 1
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise UpstreamTimeout("the request deadline passed", code="deadline") from last
-                if per_dep >= s.max_retries:
-                    break
-                delay = backoff(per_dep, s.backoff_base_s, s.backoff_max_s)
-                floor = getattr(last, "retry_after", None)
-                if floor is not None:
-                    delay = max(delay, floor)
-                    if delay >= remaining:
-                        raise _with_retry_after(last, floor)
-                per_dep += 1
-                await asyncio.sleep(min(delay, remaining))
+                        raise last
+                    slot = True
+                    per_dep += 1
+                    await asyncio.sleep(min(delay, remaining))
+        finally:
+            if slot:
+                budget.release()
         if last is not None:
             raise last
         raise UpstreamUnavailable(
@@ -141,6 +157,11 @@ class Execute:
             attempt.error = err.message
             # A client error says nothing about the deployment's health.
             counts = err.retryable
+            raise
+        except asyncio.CancelledError:
+            # Nor does a request cancelled from outside; it must not use up a probe either.
+            attempt.error = "cancelled"
+            counts = False
             raise
         finally:
             attempt.latency_ms = (time.perf_counter() - started) * 1000

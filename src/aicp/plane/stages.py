@@ -18,7 +18,7 @@ from aicp.routing.router import Router
 class Stage(Protocol):
     name: str
 
-    async def __call__(self, exchange: Exchange) -> None: ...
+    async def __call__(self, exchange: Exchange, /) -> None: ...
 
 
 class Passthrough:

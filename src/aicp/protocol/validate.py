@@ -109,9 +109,25 @@ def chat(body: Json) -> None:
     _opt(body, "stream_options", dict, "an object")
     _opt(body, "metadata", dict, "an object")
     _opt(body, "user", str, "a string")
-    n = body.get("n")
-    if isinstance(n, int) and n < 1:
-        raise InvalidRequest("'n' must be at least 1", param="n")
+    _opt(body, "tool_choice", (str, dict), "a string or an object")
+    _tools(body.get("tools"), body.get("tool_choice"))
+    for key in ("n", "max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and value < 1:
+            raise InvalidRequest(f"'{key}' must be at least 1", param=key)
+
+
+def _tools(tools: Any, choice: Any) -> None:
+    # The mock and the translating providers read these shapes; a wrong one must be a 400.
+    for i, tool in enumerate(tools or ()):
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"tools[{i}] must be an object", param=f"tools[{i}]")
+        if not isinstance(tool.get("function", {}), dict):
+            raise InvalidRequest(
+                f"tools[{i}].function must be an object", param=f"tools[{i}].function"
+            )
+    if isinstance(choice, dict) and not isinstance(choice.get("function", {}), dict):
+        raise InvalidRequest("tool_choice.function must be an object", param="tool_choice.function")
 
 
 def messages(body: Json) -> None:

@@ -8,15 +8,40 @@ from typing import Any
 from aicp.providers.presets import PRESETS
 
 
-def _ollama_url(host: str) -> str:
-    host = host.strip().rstrip("/")
-    if "://" not in host:
-        host = "http://" + host
-    # OLLAMA_HOST may name a bind address (0.0.0.0) that is not a place to connect to.
-    host = host.replace("://0.0.0.0", "://127.0.0.1")
-    if host.count(":") < 2:
-        host += ":11434"
-    return host + "/v1"
+def _ollama_url(value: str) -> str:
+    """OLLAMA_HOST read as Ollama's own client reads it (envconfig.Host), plus `/v1`.
+
+    `host`, `host:port`, `[::1]`, `::1`, `:port`, `http://host` (port 80),
+    `https://host/path` (port 443); a bare host gets port 11434.
+    """
+    value = value.strip().strip("\"'")
+    scheme, sep, rest = value.partition("://")
+    default_port = {"http": "80", "https": "443"}.get(scheme, "11434") if sep else "11434"
+    if not sep:
+        scheme, rest = "http", value
+    hostport, _, path = rest.partition("/")
+    host, port = _split_host_port(hostport)
+    if port is None or not port.isdigit() or int(port) > 65535:
+        port = default_port
+    # A bind-all address (0.0.0.0, ::) or none at all is not a place to connect to.
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    path = path.rstrip("/")
+    return f"{scheme}://{host}:{port}" + (f"/{path}" if path else "") + "/v1"
+
+
+def _split_host_port(hostport: str) -> tuple[str, str | None]:
+    if hostport.startswith("["):
+        host, _, after = hostport[1:].partition("]")
+        return host, after[1:] if after.startswith(":") else None
+    if hostport.count(":") == 1:
+        host, _, port = hostport.partition(":")
+        return host, port
+    return hostport, None  # a bare host, or an IPv6 address without brackets
 
 
 def providers_from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -48,6 +73,14 @@ def providers_from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     ):
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         found["bedrock"] = {"type": "bedrock", "region": region}
+    if env.get("AWS_BEARER_TOKEN_BEDROCK"):
+        # A Bedrock API key (AWS docs, "Use an Amazon Bedrock API key") wins over SigV4.
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        found["bedrock"] = {
+            "type": "bedrock",
+            "region": region,
+            "api_key": env["AWS_BEARER_TOKEN_BEDROCK"],
+        }
     if env.get("GOOGLE_APPLICATION_CREDENTIALS"):
         found["vertex"] = {
             "type": "vertex",

@@ -13,6 +13,7 @@ import email.utils
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 
@@ -62,12 +63,15 @@ class HttpClient:
                 resp = await self.session.request(
                     method, url, data=body, headers=headers, timeout=timeout
                 )
+        except aiohttp.ServerTimeoutError as exc:
+            # Before TimeoutError: aiohttp's connect timeout is a subclass of it.
+            raise UpstreamTimeout(
+                f"timed out connecting to the upstream after {timeouts.connect:g}s", code="connect"
+            ) from exc
         except TimeoutError as exc:
             raise UpstreamTimeout(
                 f"upstream gave no response within {timeouts.first_byte:g}s", code="first_byte"
             ) from exc
-        except aiohttp.ServerTimeoutError as exc:
-            raise UpstreamTimeout("timed out connecting to the upstream", code="connect") from exc
         except (aiohttp.ClientConnectionError, OSError) as exc:
             raise UpstreamUnavailable(
                 f"cannot reach the upstream: {type(exc).__name__}", code="connect_error"
@@ -80,6 +84,9 @@ class HttpClient:
                 data = b""
             finally:
                 resp.release()
+            # Some upstreams quote the key they rejected; it must not reach our client.
+            for secret in _credentials(url, headers):
+                data = data.replace(secret.encode(), b"[redacted]")
             raise status_error(resp.status, data, resp.headers)
         return resp
 
@@ -112,6 +119,23 @@ class HttpClient:
                 return loads(await resp.read())
         finally:
             resp.release()
+
+
+#: Request headers and query parameters whose values are credentials.
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+)
+_SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "access_token"})
+
+
+def _credentials(url: str, headers: dict[str, str]) -> list[str]:
+    found = [
+        value.rpartition(" ")[2]
+        for name, value in headers.items()
+        if name.lower() in _SECRET_HEADERS
+    ]
+    found.extend(v for k, v in parse_qsl(urlsplit(url).query) if k.lower() in _SECRET_PARAMS)
+    return [f for f in found if len(f) >= 8]  # too short to be a key, too common to blank out
 
 
 def status_error(status: int, body: bytes, headers: Any) -> UpstreamStatusError:

@@ -184,11 +184,15 @@ class MockStream:
             "model": self.call.model,
         }
 
+        # Like complete(): `n` identical choices, each streamed under its own index.
+        n = int(body.get("n") or 1)
+
         def chunk(delta: Json, finish: str | None = None) -> Json:
             return {
                 **base,
                 "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                    {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+                    for i in range(n)
                 ],
             }
 

@@ -112,15 +112,17 @@ class Router:
             deps = [self._deployment(d, model.name) for d in model.deployments]
             self.entries[model.name] = Entry(model.name, deps, model.strategy, model.fallbacks)
         for name, group in settings.groups.items():
+            if name in self.entries:
+                raise ConfigError(f"{settings.source}: group {name!r} has the name of a model")
             deps = []
             for member in group.models:
-                deps.extend(self._resolve_entry(member, set()).deployments)
+                deps.extend(self._check(member, set(), f"group {name!r}").deployments)
             self.entries[name] = Entry(name, deps, group.strategy, group.fallbacks)
         for name, target in self.aliases.items():
-            self._resolve_entry(target, {name})
+            self._check(target, {name}, f"alias {name!r}")
         for entry in list(self.entries.values()):
             for fb in entry.fallbacks:
-                self._resolve_entry(fb, set())
+                self._check(fb, set(), f"the fallbacks of {entry.name!r}")
 
     # --- building ---------------------------------------------------------------
 
@@ -150,6 +152,13 @@ class Router:
             d.priority,
             d.input_cost_per_mtok + d.output_cost_per_mtok,
         )
+
+    def _check(self, name: str, seen: set[str], where: str) -> Entry:
+        """Resolve a name the configuration refers to; a name that fails is a config error."""
+        try:
+            return self._resolve_entry(name, seen)
+        except (ModelNotFound, AmbiguousModel) as exc:
+            raise ConfigError(f"{self.settings.source}: {where}: {exc.message}") from exc
 
     # --- resolving ----------------------------------------------------------------
 
@@ -188,12 +197,14 @@ class Router:
 
     def resolve(self, name: str) -> Route:
         entry = self._resolve_entry(name, set())
-        chain = self._order(entry)
-        seen = {id(d) for d in chain}
-        for fb in entry.fallbacks:
-            for d in self._order(self._resolve_entry(fb, set())):
-                if id(d) not in seen:
-                    seen.add(id(d))
+        # One upstream deployment is tried once per request, however many entries name it
+        # (a model and a fallback may both reach `provider/model`, a group two models).
+        chain: list[Deployment] = []
+        seen: set[str] = set()
+        for e in (entry, *(self._resolve_entry(fb, set()) for fb in entry.fallbacks)):
+            for d in self._order(e):
+                if d.key not in seen:
+                    seen.add(d.key)
                     chain.append(d)
         return Route(name, chain)
 

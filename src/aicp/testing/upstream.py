@@ -111,8 +111,9 @@ class FakeUpstream:
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sockets = getattr(server, "sockets", None)
+        assert sockets, "the fake upstream is not listening"
+        self.port = sockets[0].getsockname()[1]
         return self.url
 
     async def stop(self) -> None:

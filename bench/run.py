@@ -1,0 +1,156 @@
+"""`make bench`: aicp against the direct upstream and the peer gateways, in one run.
+
+Uses the shared harness (../shared/bench, or AICP_BENCH_DIR): the fake
+upstream, the load generator and matrix.py. aicp runs with one worker pinned
+to CPU 0 (and, with --workers2, two workers on both cores). LiteLLM and
+Portkey run in the same session when their baseline installs exist (or with
+--peers, which installs them from the package registries first).
+
+Prints one table with ratios and writes bench/results/<timestamp>/.
+All traffic stays on 127.0.0.1 and every cell is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = Path(os.environ.get("AICP_BENCH_DIR", ROOT.parent / "shared" / "bench"))
+PEERS = {
+    "litellm": ("run_litellm_baseline.sh", Path("/tmp/bench-litellm/litellm-venv/bin/litellm")),
+    "portkey": (
+        "run_portkey_baseline.sh",
+        Path("/tmp/bench-portkey/portkey/node_modules/@portkey-ai/gateway"),
+    ),
+}
+
+
+def matrix(name: str, out: Path, args: argparse.Namespace, cpu: str, workers: int) -> None:
+    aicp = ROOT / ".venv" / "bin" / "aicp"
+    cmd = (
+        f"exec env AICP_BENCH_UPSTREAM={{upstream}} {aicp} serve --config "
+        f"{ROOT / 'bench' / 'bench.yaml'} --port {{port}} --workers {workers} --log-level warning"
+    )
+    subprocess.run(
+        [
+            sys.executable, str(HARNESS / "matrix.py"), "--name", name,
+            "--gateway-port", "14001", "--ready-path", "/ready", "--gateway-cmd", cmd,
+            "--gateway-cpu", cpu, "--latencies", args.latencies,
+            "--concurrency", args.concurrency, "--stream-concurrency", "10",
+            "--duration", str(args.duration), "--warmup", str(args.warmup),
+            "--ttfb", "--out", str(out),
+        ],
+        check=True,
+    )
+
+
+def peer(name: str, out: Path, args: argparse.Namespace) -> None:
+    script, _ = PEERS[name]
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "DURATION": str(args.duration),
+        "WARMUP": str(args.warmup),
+        "LATENCIES": args.latencies,
+        "CONCURRENCY": args.concurrency,
+    }
+    subprocess.run(["bash", str(HARNESS / script)], env=env, check=True)
+
+
+def load(out: Path) -> list[dict[str, object]]:
+    rows = []
+    for path in sorted(out.rglob("results.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def pick(rows: list[dict[str, object]], label: str, preset: str, c: int, engine: str = "wrk"
+         ) -> dict[str, object] | None:
+    for r in rows:
+        if (r.get("label") == label and r.get("preset") == preset and r.get("concurrency") == c
+                and r.get("upstream_latency_ms") == 0 and r.get("engine", "wrk") == engine):
+            return r
+    return None
+
+
+def num(row: dict[str, object] | None, key: str) -> float | None:
+    if row is None or row.get(key) is None:
+        return None
+    return float(row[key])  # type: ignore[arg-type]
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    labels = list(dict.fromkeys(str(r["label"]) for r in rows))
+    direct_c1 = pick(rows, "direct", "chat", 1)
+    direct_ttfb = pick(rows, "direct", "chat-stream", 10, "python")
+    lines = [
+        "| system | req/s c=1 | req/s c=10 | CPU ms/req c=10 | added p50 c=1 (ms) "
+        "| streams/s c=10 | added TTFB p50 (ms) | RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    summary: dict[str, dict[str, float | None]] = {}
+    for label in labels:
+        c1, c10 = pick(rows, label, "chat", 1), pick(rows, label, "chat", 10)
+        st = pick(rows, label, "chat-stream", 10)
+        ttfb = pick(rows, label, "chat-stream", 10, "python")
+        added = None
+        if label != "direct" and c1 and direct_c1:
+            added = num(c1, "p50_ms") - num(direct_c1, "p50_ms")  # type: ignore[operator]
+        added_ttfb = None
+        if label != "direct" and ttfb and direct_ttfb and num(ttfb, "ttfb_p50_ms") is not None:
+            added_ttfb = num(ttfb, "ttfb_p50_ms") - (num(direct_ttfb, "ttfb_p50_ms") or 0)  # type: ignore[operator]
+        summary[label] = {"rps10": num(c10, "rps"), "cpu": num(c10, "gateway_cpu_ms_per_req")}
+        lines.append(
+            f"| {label} | {fmt(num(c1, 'rps'), 0)} | {fmt(num(c10, 'rps'), 0)} "
+            f"| {fmt(num(c10, 'gateway_cpu_ms_per_req'))} | {fmt(added)} "
+            f"| {fmt(num(st, 'rps'), 0)} | {fmt(added_ttfb)} | {fmt(num(c10, 'gateway_rss_mb'), 0)} |"
+        )
+    ours = summary.get("aicp", {})
+    for peer_label in ("litellm-w1", "portkey", "direct"):
+        theirs = summary.get(peer_label)
+        if theirs and ours.get("rps10") and theirs.get("rps10"):
+            ratio = ours["rps10"] / theirs["rps10"]  # type: ignore[operator]
+            lines.append(f"\naicp / {peer_label} req/s at c=10: {ratio:.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--latencies", default="0")
+    ap.add_argument("--concurrency", default="1,10")
+    ap.add_argument("--peers", action="store_true", help="install and run LiteLLM and Portkey")
+    ap.add_argument("--no-peers", action="store_true", help="skip the peers even when installed")
+    ap.add_argument("--workers2", action="store_true", help="also run aicp --workers 2")
+    args = ap.parse_args()
+    if not (HARNESS / "matrix.py").exists():
+        sys.exit(f"bench harness not found at {HARNESS} (set AICP_BENCH_DIR)")
+    out = ROOT / "bench" / "results" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    matrix("aicp", out / "aicp", args, cpu="0", workers=1)
+    if args.workers2:
+        matrix("aicp-2w", out / "aicp-2w", args, cpu="0,1", workers=2)
+    for name, (_, marker) in PEERS.items():
+        if not args.no_peers and (args.peers or marker.exists()):
+            peer(name, out / name, args)
+    text = table(load(out))
+    (out / "table.md").write_text(text + "\n")
+    print(text)
+    print(f"\nresults: {out}")
+
+
+if __name__ == "__main__":
+    main()
