@@ -176,18 +176,18 @@ def test_passthrough_sends_the_client_body_with_only_the_model_changed(
         "max_tokens": 64,
         "system": [{"type": "text", "text": "Be kind.", "cache_control": {"type": "ephemeral"}}],
         "messages": _user("hi"),
-        "temperature": 0.3,
         "metadata": {"user_id": "u-1"},
         "stop_sequences": ["END"],
     }
     msg = claude.messages.create(
         model=CLAUDE,
         extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"},
+        extra_body={"temperature": 0.3, "top_k": 5},
         **request,
     )
     seen = upstream.requests[-1]
     assert seen.path == "/v1/messages"
-    assert seen.body == {**request, "model": "claude-upstream"}
+    assert seen.body == {**request, "temperature": 0.3, "top_k": 5, "model": "claude-upstream"}
     assert seen.headers["x-api-key"] == UPSTREAM_KEY
     assert seen.headers["anthropic-version"] == "2023-06-01"
     assert seen.headers["anthropic-beta"] == "prompt-caching-2024-07-31"

@@ -460,3 +460,23 @@ def test_decoder_reports_a_corrupt_stream_as_upstream_unavailable() -> None:
     decoder = EventStreamDecoder("test")
     with pytest.raises(UpstreamUnavailable, match="corrupt"):
         list(decoder.feed(bytes(raw)))
+
+
+def test_pdf_file_part_becomes_a_document_block() -> None:
+    part = {
+        "type": "file",
+        "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "Q3 report!.pdf"},
+    }
+    out = chat_to_converse({"messages": [{"role": "user", "content": [part]}]})
+    assert out["messages"][0]["content"] == [
+        {"document": {"format": "pdf", "name": "Q3 report-", "source": {"bytes": "JVBERi0="}}}
+    ]
+
+
+def test_stream_reasoning_signature_becomes_a_thinking_block() -> None:
+    t = StreamTranslator("m")
+    payload = {"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "sig"}}}
+    (chunk,) = t.feed("contentBlockDelta", payload)
+    assert chunk["choices"][0]["delta"] == {
+        "thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "sig"}]
+    }

@@ -102,6 +102,19 @@ def test_alias_to_an_unknown_model_is_a_config_error_at_start_up() -> None:
         router(aliases={"x": "nope"})
 
 
+def test_a_group_may_not_take_the_name_of_a_model() -> None:
+    with pytest.raises(ConfigError, match="group 'x'"):
+        router(
+            models=[{"name": "x", "deployments": [dep("a", "m1")]}],
+            groups={"x": {"models": ["c/m3"]}},
+        )
+
+
+def test_a_group_of_an_unknown_model_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="nope"):
+        router(groups={"g": {"models": ["c/m3", "nope"]}})
+
+
 def test_unknown_provider_in_a_deployment_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="zz"):
         router(models=[{"name": "x", "deployments": [dep("zz", "m1")]}])

@@ -1,43 +1,35 @@
-"""Canonical OpenAI chat <-> AWS Bedrock Converse / ConverseStream.
-
-Shapes follow the Bedrock Runtime API reference (Converse, ConverseStream,
-ContentBlock, ContentBlockDelta, TokenUsage). Converse is JSON over REST; its
-stream is the binary `application/vnd.amazon.eventstream`, whose framing is
-decoded elsewhere: the translator here receives (event type, JSON payload).
-"""
+"""Canonical chat request -> Converse request body."""
 
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from typing import Any
 
-from aicp.errors import InvalidRequest, UpstreamStatusError, UpstreamUnavailable
-from aicp.protocol.jsonutil import Json, dumps, loads
-from aicp.providers.base import Usage
-
-FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "tool_use": "tool_calls",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "guardrail_intervened": "content_filter",
-    "content_filtered": "content_filter",
-}
+from aicp.errors import InvalidRequest
+from aicp.protocol.jsonutil import Json, loads
 
 IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
 
 #: Thinking budgets for `reasoning_effort` on Claude, which takes a token budget instead.
 _EFFORT_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
 
+DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "text/csv": "csv",
+    "text/html": "html",
+    "text/markdown": "md",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+}
+
+_FILE_URL = re.compile(r"data:([A-Za-z0-9.+/-]+);base64,(.*)", re.DOTALL)
+
 _DATA_URL = re.compile(r"data:image/([A-Za-z0-9.+-]+);base64,(.*)", re.DOTALL)
 
 _CACHE_POINT: Json = {"cachePoint": {"type": "default"}}
-
-
-# --- requests ------------------------------------------------------------------
 
 
 def chat_to_converse(body: Json, model: str = "") -> Json:
@@ -116,6 +108,8 @@ def _user_blocks(content: Any) -> list[Json]:
                 blocks.append({"text": part["text"]})
         elif kind == "image_url":
             blocks.append(_image_block(part.get("image_url")))
+        elif kind == "file":
+            blocks.append(_document_block(part.get("file") or {}, len(blocks)))
         else:
             raise InvalidRequest(
                 f"content part {kind!r} is not supported by Bedrock Converse", param="messages"
@@ -143,6 +137,21 @@ def _image_block(image: Any) -> Json:
         )
     # Blobs travel base64-encoded in Converse's JSON, so the data URL's payload is reused as is.
     return {"image": {"format": fmt, "source": {"bytes": match.group(2)}}}
+
+
+def _document_block(file: Json, position: int) -> Json:
+    match = _FILE_URL.fullmatch(str(file.get("file_data") or ""))
+    fmt = DOCUMENT_FORMATS.get(match.group(1).lower()) if match else None
+    if match is None or fmt is None:
+        raise InvalidRequest(
+            "Bedrock Converse takes files as base64 data: URLs of a document type "
+            f"({', '.join(sorted(set(DOCUMENT_FORMATS.values())))})",
+            param="messages",
+        )
+    # Converse restricts document names to letters, digits, spaces, - ( ) [ ].
+    stem = str(file.get("filename") or "").rsplit(".", 1)[0]
+    name = " ".join(re.sub(r"[^A-Za-z0-9()\[\] -]", "-", stem).split()) or f"document-{position}"
+    return {"document": {"format": fmt, "name": name, "source": {"bytes": match.group(2)}}}
 
 
 def _assistant_blocks(msg: Json) -> list[Json]:
@@ -278,209 +287,3 @@ def _additional_fields(body: Json, model: str) -> Json:
     if body.get("top_k") is not None:
         extra["top_k"] = body["top_k"]
     return extra
-
-
-# --- complete responses --------------------------------------------------------
-
-
-def converse_to_completion(resp: Json, model: str) -> Json:
-    """A Converse response as a canonical `chat.completion`."""
-    content = ((resp.get("output") or {}).get("message") or {}).get("content") or []
-    texts: list[str] = []
-    reasoning: list[str] = []
-    thinking_blocks: list[Json] = []
-    tool_calls: list[Json] = []
-    for block in content:
-        if "text" in block:
-            texts.append(block["text"])
-        elif "toolUse" in block:
-            tool_calls.append(_tool_call(block["toolUse"]))
-        elif "reasoningContent" in block:
-            _collect_reasoning(block["reasoningContent"], reasoning, thinking_blocks)
-    message: Json = {"role": "assistant", "content": "".join(texts) if texts else None}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    if reasoning:
-        message["reasoning_content"] = "".join(reasoning)
-    if thinking_blocks:
-        message["thinking_blocks"] = thinking_blocks
-    finish = FINISH_REASONS.get(str(resp.get("stopReason")), "stop")
-    return {
-        "id": _completion_id(),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": usage_dict(resp.get("usage")),
-    }
-
-
-def _tool_call(use: Json) -> Json:
-    return {
-        "id": use.get("toolUseId") or "",
-        "type": "function",
-        "function": {"name": use.get("name") or "", "arguments": _dump(use.get("input"))},
-    }
-
-
-def _dump(value: Any) -> str:
-    return dumps(value if value is not None else {}).decode()
-
-
-def _collect_reasoning(block: Json, texts: list[str], out: list[Json]) -> None:
-    if "reasoningText" in block:
-        rt = block["reasoningText"] or {}
-        texts.append(rt.get("text") or "")
-        out.append(
-            {"type": "thinking", "thinking": rt.get("text") or "", "signature": rt.get("signature")}
-        )
-    elif "redactedContent" in block:
-        out.append({"type": "redacted_thinking", "data": block["redactedContent"]})
-
-
-def usage_dict(usage: Any) -> Json:
-    """Bedrock TokenUsage as canonical usage.
-
-    As in OpenAI's usage, prompt_tokens counts every input token, cache reads
-    and writes included; Bedrock reports those apart from inputTokens.
-    """
-    u = usage if isinstance(usage, dict) else {}
-    read = int(u.get("cacheReadInputTokens") or 0)
-    write = int(u.get("cacheWriteInputTokens") or 0)
-    prompt = int(u.get("inputTokens") or 0) + read + write
-    completion = int(u.get("outputTokens") or 0)
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": read},
-        "cache_creation_input_tokens": write,
-    }
-
-
-def _completion_id() -> str:
-    # Converse answers carry no id of their own (only the x-amzn-RequestId header).
-    return "chatcmpl-" + uuid.uuid4().hex[:24]
-
-
-# --- streams -------------------------------------------------------------------
-
-#: ConverseStream exception events and the HTTP status each stands for (API reference).
-STREAM_EXCEPTIONS = {
-    "validationException": 400,
-    "modelStreamErrorException": 424,
-    "throttlingException": 429,
-    "internalServerException": 500,
-    "serviceUnavailableException": 503,
-}
-
-
-def stream_exception(kind: str, payload: bytes) -> UpstreamStatusError:
-    """An exception event of a ConverseStream as the error it stands for."""
-    message = kind
-    try:
-        data = loads(payload) if payload else {}
-    except ValueError:
-        data = {}
-    if isinstance(data, dict) and (data.get("message") or data.get("Message")):
-        message = f"{kind}: {data.get('message') or data.get('Message')}"
-    status = STREAM_EXCEPTIONS.get(kind, 502)
-    return UpstreamStatusError(f"Bedrock stream error: {message}", status=status, body=payload)
-
-
-class StreamTranslator:
-    """ConverseStream events -> canonical `chat.completion.chunk` dicts."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.usage = Usage()
-        self.id = _completion_id()
-        self.created = int(time.time())
-        self.finished = False
-        self.ended = False
-        #: contentBlockIndex of a toolUse block -> its index among tool_calls
-        self._tools: dict[int, int] = {}
-
-    def feed(self, event: str, payload: Json) -> list[Json]:
-        handler = getattr(self, "_on_" + event, None)
-        if handler is None:
-            return []  # events we do not translate (and ones added later)
-        chunks: list[Json] = handler(payload)
-        return chunks
-
-    def close(self) -> list[Json]:
-        if not self.finished:
-            # A clean end without messageStop is a cut, not an answer.
-            raise UpstreamUnavailable("the Bedrock stream ended before its messageStop event")
-        return []
-
-    def _chunk(self, delta: Json, finish: str | None = None) -> Json:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-
-    def _on_messageStart(self, payload: Json) -> list[Json]:
-        return [self._chunk({"role": "assistant", "content": ""})]
-
-    def _on_contentBlockStart(self, payload: Json) -> list[Json]:
-        use = (payload.get("start") or {}).get("toolUse")
-        if not use:
-            return []
-        index = len(self._tools)
-        self._tools[int(payload.get("contentBlockIndex") or 0)] = index
-        call = {
-            "index": index,
-            "id": use.get("toolUseId") or "",
-            "type": "function",
-            "function": {"name": use.get("name") or "", "arguments": ""},
-        }
-        return [self._chunk({"tool_calls": [call]})]
-
-    def _on_contentBlockDelta(self, payload: Json) -> list[Json]:
-        delta = payload.get("delta") or {}
-        if "text" in delta:
-            return [self._chunk({"content": delta["text"]})]
-        if "toolUse" in delta:
-            index = self._tools.get(int(payload.get("contentBlockIndex") or 0), 0)
-            part = (delta["toolUse"] or {}).get("input") or ""
-            return [
-                self._chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
-            ]
-        return self._reasoning(delta.get("reasoningContent") or {})
-
-    def _reasoning(self, delta: Json) -> list[Json]:
-        if delta.get("text"):
-            return [self._chunk({"reasoning_content": delta["text"]})]
-        # The signature closes a thinking block; Claude needs it to accept the block
-        # back in a later turn, so it travels as a canonical thinking block.
-        if delta.get("signature"):
-            block = {"type": "thinking", "thinking": "", "signature": delta["signature"]}
-            return [self._chunk({"thinking_blocks": [block]})]
-        if delta.get("redactedContent"):
-            block = {"type": "redacted_thinking", "data": delta["redactedContent"]}
-            return [self._chunk({"thinking_blocks": [block]})]
-        return []
-
-    def _on_messageStop(self, payload: Json) -> list[Json]:
-        self.finished = True
-        finish = FINISH_REASONS.get(str(payload.get("stopReason")), "stop")
-        return [self._chunk({}, finish)]
-
-    def _on_metadata(self, payload: Json) -> list[Json]:
-        self.ended = True
-        usage = usage_dict(payload.get("usage"))
-        details = usage["prompt_tokens_details"]
-        self.usage = Usage(
-            prompt_tokens=usage["prompt_tokens"],
-            completion_tokens=usage["completion_tokens"],
-            cached_tokens=details["cached_tokens"],
-            cache_creation_tokens=usage["cache_creation_input_tokens"],
-        )
-        chunk = self._chunk({})
-        chunk["choices"] = []
-        chunk["usage"] = usage
-        return [chunk]
