@@ -157,7 +157,12 @@ def test_tool_results_translate_for_the_mock(claude: anthropic.Anthropic) -> Non
             "role": "user",
             "content": [
                 {"type": "tool_result", "tool_use_id": "toolu_1", "content": "21C"},
-                {"type": "tool_result", "tool_use_id": "toolu_2", "content": "no", "is_error": True},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_2",
+                    "content": "no",
+                    "is_error": True,
+                },
                 {"type": "text", "text": "thanks"},
             ],
         },
@@ -189,7 +194,7 @@ def test_passthrough_sends_the_client_body_with_only_the_model_changed(
     assert seen.path == "/v1/messages"
     assert seen.body == {**request, "temperature": 0.3, "top_k": 5, "model": "claude-upstream"}
     assert seen.headers["x-api-key"] == UPSTREAM_KEY
-    assert seen.headers["anthropic-version"] == "2023-06-01"
+    assert seen.headers["anthropic-version"] == claude.default_headers["anthropic-version"]
     assert seen.headers["anthropic-beta"] == "prompt-caching-2024-07-31"
     assert CLIENT_KEY not in " ".join(seen.headers.values())
     assert "Authorization" not in seen.headers
@@ -209,6 +214,15 @@ def test_client_anthropic_version_wins(claude: anthropic.Anthropic, upstream: Fa
         extra_headers={"anthropic-version": "2024-10-22"},
     )
     assert upstream.requests[-1].headers["anthropic-version"] == "2024-10-22"
+
+
+def test_default_anthropic_version_without_a_client_header(
+    gw: GatewayServer, upstream: FakeUpstream
+) -> None:
+    body = {"model": CLAUDE, "max_tokens": 10, "messages": _user("hi")}
+    resp = httpx.post(gw.url + "/v1/messages", json=body, timeout=10)
+    assert resp.status_code == 200
+    assert upstream.requests[-1].headers["anthropic-version"] == "2023-06-01"
 
 
 def test_passthrough_stream(claude: anthropic.Anthropic, upstream: FakeUpstream) -> None:

@@ -20,7 +20,6 @@ from aicp.errors import ConfigError
 from aicp.providers.aws import SigV4Signer
 from aicp.providers.azure import DEFAULT_API_VERSION
 from aicp.providers.bedrock import BedrockProvider
-from aicp.providers.http import HttpClient
 from aicp.testing import FakeUpstream, GatewayServer
 from aicp.testing.upstream import Recorded
 from tests.helpers import make_settings
@@ -319,6 +318,7 @@ def test_provider_repr_and_options_keep_secrets_out() -> None:
     http: Any = object()  # never used: nothing is sent
     provider = BedrockProvider("b", settings, http)
     assert SECRET not in repr(provider) and SECRET not in repr(provider.signer)
+    assert SECRET not in repr(settings)
     assert provider.url(CLAUDE, "converse") == (
         f"https://bedrock-runtime.{REGION}.amazonaws.com/model/{CLAUDE}/converse"
     )
@@ -375,7 +375,7 @@ def test_azure_api_version_from_settings() -> None:
         api_version="2025-04-01-preview",
         models=["dep"],
     )
-    http: Any = HttpClient.__new__(HttpClient)  # not connected: only URLs are built
+    http: Any = object()  # never used: only URLs are built
     provider = AzureProvider("az", settings, http)
     call: Any = type("C", (), {"model": "dep"})()
     assert provider.url(call, "/chat/completions") == (

@@ -279,7 +279,7 @@ def test_first_byte_timeout_is_a_504_in_openai_format(up: FakeUpstream, up2: Fak
         elapsed = time.monotonic() - started
         assert resp.status_code == 504
         assert resp.json()["error"]["type"] == "timeout_error"
-        assert elapsed < 0.95  # two attempts of 0.3s, not the upstream's 1s
+        assert elapsed < 1.6  # two attempts of 0.3s, not two of the upstream's 1s
         assert len(chats(up)) == 2
         # With a fallback the client never sees the timeout.
         assert chat(gw).choices[0].message.content == "Hello from the fallback"
@@ -300,7 +300,7 @@ def test_an_idle_stream_ends_with_an_error_event_and_no_done(
     assert json.loads(events[0])["choices"][0]["delta"]["role"] == "assistant"
     error = json.loads(events[-1])["error"]
     assert error["type"] == "timeout_error" and "idle" in error["message"]
-    assert elapsed < 0.9
+    assert elapsed < 2  # not the 6s the stalled upstream would take
     assert not chats(up2)  # committed after the first chunk: no fallback
 
 
@@ -331,15 +331,15 @@ def test_a_stream_cut_before_its_first_chunk_falls_back(
 
 
 def test_the_request_deadline_is_a_504(up: FakeUpstream, up2: FakeUpstream) -> None:
-    up.fault(delay_s=1.2, times=10)
-    up2.fault(delay_s=1.2, times=10)
+    up.fault(delay_s=1.5, times=10)
+    up2.fault(delay_s=1.5, times=10)
     with GatewayServer(settings(up, up2, reliability={"deadline_s": 0.5})) as gw:
         started = time.monotonic()
         with pytest.raises(openai.APIStatusError) as info:
             chat(gw)
         elapsed = time.monotonic() - started
     assert info.value.status_code == 504
-    assert 0.4 < elapsed < 1.1
+    assert 0.4 < elapsed < 1.3
     assert not chats(up2)  # the deadline passed on the first deployment
 
 

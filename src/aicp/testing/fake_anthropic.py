@@ -202,20 +202,22 @@ def check_body(body: Any, *, vertex: bool = False) -> str | None:
 # --- routes -------------------------------------------------------------------
 
 
-async def _read(request: web.Request, up: FakeUpstream) -> tuple[Any, web.Response | None]:
-    """The parsed body (recorded), or the response that ends the request early."""
+async def _read(
+    request: web.Request, up: FakeUpstream
+) -> tuple[Any, Fault | None, web.Response | None]:
+    """The parsed body (recorded) and the fault to apply, or the response that ends it early."""
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         up.record(request, None)
-        return None, error_response(400, "There was an error parsing the body of your request")
+        error = error_response(400, "There was an error parsing the body of your request")
+        return None, None, error
     up.record(request, body)
     fault = up.take_fault(request.path)
     await apply_fault_head(fault)
     if fault is not None and fault.status:
-        return body, fault_response(fault)
-    request["fault"] = fault
-    return body, None
+        return body, fault, fault_response(fault)
+    return body, fault, None
 
 
 def _authorised(request: web.Request, vertex: bool) -> bool:
@@ -225,19 +227,19 @@ def _authorised(request: web.Request, vertex: bool) -> bool:
 
 
 async def answer(
-    request: web.Request, up: FakeUpstream, body: Json, stream: bool
+    request: web.Request, up: FakeUpstream, body: Json, stream: bool, fault: Fault | None
 ) -> web.StreamResponse:
     """The JSON message or its SSE stream for an accepted messages body."""
     message = build_message(body, up)
     if not stream:
         return web.Response(body=orjson.dumps(message), content_type="application/json")
     chunks = [encode_event(e) for e in stream_events(message, up.chunks)]
-    return await send_chunks(request, chunks, request.get("fault"))
+    return await send_chunks(request, chunks, fault)
 
 
 def register(app: web.Application, up: FakeUpstream) -> None:
     async def messages(request: web.Request) -> web.StreamResponse:
-        body, early = await _read(request, up)
+        body, fault, early = await _read(request, up)
         if early is not None:
             return early
         if not _authorised(request, vertex=False):
@@ -245,10 +247,10 @@ def register(app: web.Application, up: FakeUpstream) -> None:
         problem = check_body(body)
         if problem:
             return error_response(400, problem)
-        return await answer(request, up, body, bool(body.get("stream")))
+        return await answer(request, up, body, bool(body.get("stream")), fault)
 
     async def count_tokens(request: web.Request) -> web.Response:
-        body, early = await _read(request, up)
+        body, _, early = await _read(request, up)
         if early is not None:
             return early
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
@@ -263,7 +265,7 @@ def register(app: web.Application, up: FakeUpstream) -> None:
             return error_response(404, f"unknown method {verb!r}")
         if model == "count-tokens":
             return await count_tokens(request)
-        body, early = await _read(request, up)
+        body, fault, early = await _read(request, up)
         if early is not None:
             return early
         if not _authorised(request, vertex=True):
@@ -272,7 +274,7 @@ def register(app: web.Application, up: FakeUpstream) -> None:
         if problem:
             return error_response(400, problem)
         body = {**body, "model": model}
-        return await answer(request, up, body, verb == "streamRawPredict")
+        return await answer(request, up, body, verb == "streamRawPredict", fault)
 
     async def models(request: web.Request) -> web.Response:
         up.record(request, None)
