@@ -319,20 +319,16 @@ def _image_source(url: str) -> Json:
 
 
 def _file_to_document(file: Json) -> Json:
-    inline = _data_url(str(file.get("file_data") or ""))
-    if inline is None:
+    data = str(file.get("file_data") or "")
+    if not data:
         raise InvalidRequest(
-            "file parts must carry file_data as a base64 data: URL for Anthropic models",
+            "file parts need file_data (base64) for Anthropic models; file ids are OpenAI's own",
             param="messages",
         )
-    block: Json = {
-        "type": "document",
-        "source": {
-            "type": "base64",
-            "media_type": inline[0] or "application/pdf",
-            "data": inline[1],
-        },
-    }
+    # OpenAI documents bare base64; its SDK examples send a data: URL. Accept both.
+    media_type, data = _data_url(data) or ("application/pdf", data)
+    source = {"type": "base64", "media_type": media_type or "application/pdf", "data": data}
+    block: Json = {"type": "document", "source": source}
     if file.get("filename"):
         block["title"] = file["filename"]
     return block
