@@ -39,12 +39,31 @@ def matrix(name: str, out: Path, args: argparse.Namespace, cpu: str, workers: in
     )
     subprocess.run(
         [
-            sys.executable, str(HARNESS / "matrix.py"), "--name", name,
-            "--gateway-port", "14001", "--ready-path", "/ready", "--gateway-cmd", cmd,
-            "--gateway-cpu", cpu, "--latencies", args.latencies,
-            "--concurrency", args.concurrency, "--stream-concurrency", "10",
-            "--duration", str(args.duration), "--warmup", str(args.warmup),
-            "--ttfb", "--out", str(out),
+            sys.executable,
+            str(HARNESS / "matrix.py"),
+            "--name",
+            name,
+            "--gateway-port",
+            "14001",
+            "--ready-path",
+            "/ready",
+            "--gateway-cmd",
+            cmd,
+            "--gateway-cpu",
+            cpu,
+            "--latencies",
+            args.latencies,
+            "--concurrency",
+            args.concurrency,
+            "--stream-concurrency",
+            "10",
+            "--duration",
+            str(args.duration),
+            "--warmup",
+            str(args.warmup),
+            "--ttfb",
+            "--out",
+            str(out),
         ],
         check=True,
     )
@@ -72,11 +91,17 @@ def load(out: Path) -> list[dict[str, object]]:
     return rows
 
 
-def pick(rows: list[dict[str, object]], label: str, preset: str, c: int, engine: str = "wrk"
-         ) -> dict[str, object] | None:
+def pick(
+    rows: list[dict[str, object]], label: str, preset: str, c: int, engine: str = "wrk"
+) -> dict[str, object] | None:
     for r in rows:
-        if (r.get("label") == label and r.get("preset") == preset and r.get("concurrency") == c
-                and r.get("upstream_latency_ms") == 0 and r.get("engine", "wrk") == engine):
+        if (
+            r.get("label") == label
+            and r.get("preset") == preset
+            and r.get("concurrency") == c
+            and r.get("upstream_latency_ms") == 0
+            and r.get("engine", "wrk") == engine
+        ):
             return r
     return None
 
@@ -88,7 +113,7 @@ def num(row: dict[str, object] | None, key: str) -> float | None:
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
+    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def table(rows: list[dict[str, object]]) -> str:
@@ -109,14 +134,21 @@ def table(rows: list[dict[str, object]]) -> str:
         if label != "direct" and c1 and direct_c1:
             added = num(c1, "p50_ms") - num(direct_c1, "p50_ms")  # type: ignore[operator]
         added_ttfb = None
-        if label != "direct" and ttfb and direct_ttfb and num(ttfb, "ttfb_p50_ms") is not None:
-            added_ttfb = num(ttfb, "ttfb_p50_ms") - (num(direct_ttfb, "ttfb_p50_ms") or 0)  # type: ignore[operator]
+        ours_ttfb, base_ttfb = num(ttfb, "ttfb_p50_ms"), num(direct_ttfb, "ttfb_p50_ms")
+        if label != "direct" and ours_ttfb is not None and base_ttfb is not None:
+            added_ttfb = ours_ttfb - base_ttfb
         summary[label] = {"rps10": num(c10, "rps"), "cpu": num(c10, "gateway_cpu_ms_per_req")}
-        lines.append(
-            f"| {label} | {fmt(num(c1, 'rps'), 0)} | {fmt(num(c10, 'rps'), 0)} "
-            f"| {fmt(num(c10, 'gateway_cpu_ms_per_req'))} | {fmt(added)} "
-            f"| {fmt(num(st, 'rps'), 0)} | {fmt(added_ttfb)} | {fmt(num(c10, 'gateway_rss_mb'), 0)} |"
-        )
+        cells = [
+            label,
+            fmt(num(c1, "rps"), 0),
+            fmt(num(c10, "rps"), 0),
+            fmt(num(c10, "gateway_cpu_ms_per_req")),
+            fmt(added),
+            fmt(num(st, "rps"), 0),
+            fmt(added_ttfb),
+            fmt(num(c10, "gateway_rss_mb"), 0),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     ours = summary.get("aicp", {})
     for peer_label in ("litellm-w1", "portkey", "direct"):
         theirs = summary.get(peer_label)

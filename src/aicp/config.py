@@ -34,8 +34,6 @@ class ServerSettings(_Strict):
     allow_forced_routes: bool = False
     #: A master key bootstraps admin access (`AICP_MASTER_KEY`).
     master_key: str | None = Field(default=None, repr=False)
-    #: Interval between SSE `ping` events on Anthropic streams while the upstream is silent.
-    ping_interval_s: float = 10.0
 
 
 class ProviderSettings(_Strict):
