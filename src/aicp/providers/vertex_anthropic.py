@@ -40,7 +40,7 @@ class VertexAnthropic(AnthropicProvider):
         self.base_url = api_root(base_url)
         self.token = token
         self.models_root = (
-            f"{self.base_url}/v1/projects/{settings.project}"
+            f"{self.base_url}/v1/projects/{quote(settings.project, safe='')}"
             f"/locations/{settings.region or 'global'}/publishers/anthropic/models"
         )
 

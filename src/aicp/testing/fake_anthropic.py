@@ -190,7 +190,7 @@ def check_body(body: Any, *, vertex: bool = False) -> str | None:
         return f"anthropic_version: must be {VERTEX_VERSION!r}"
     if vertex and "model" in body:
         return "model: Extra inputs are not permitted"
-    if not isinstance(body.get("model"), str):
+    if not vertex and not isinstance(body.get("model"), str):
         return "model: Field required"
     if not isinstance(body.get("max_tokens"), int):
         return "max_tokens: Field required"
