@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aicp.errors import ConfigError, UpstreamUnavailable
 from aicp.protocol import sse
 from aicp.protocol.jsonutil import Json, dumps, loads
+from aicp.protocol.openai import strip_extensions
 from aicp.providers.base import OPENAI, Call, Reply, Timeouts, Usage, usage_from_openai
 from aicp.providers.http import ByteStream, HttpClient, TranslatedStream
 from aicp.providers.presets import PRESETS, Preset
@@ -50,7 +51,7 @@ class OpenAIProvider:
         if call.ingress == OPENAI:
             body = call.passthrough_body()
         else:
-            body = dict(call.openai())
+            body = strip_extensions(call.openai())
             body["model"] = call.model
         for key in self.drop_params.intersection(body):
             del body[key]
