@@ -56,7 +56,7 @@ def matrix(name: str, out: Path, args: argparse.Namespace, cpu: str, workers: in
             "--concurrency",
             args.concurrency,
             "--stream-concurrency",
-            "10",
+            "1,10",
             "--duration",
             str(args.duration),
             "--warmup",
@@ -78,6 +78,7 @@ def peer(name: str, out: Path, args: argparse.Namespace) -> None:
         "WARMUP": str(args.warmup),
         "LATENCIES": args.latencies,
         "CONCURRENCY": args.concurrency,
+        "STREAM_CONCURRENCY": "1,10",
     }
     subprocess.run(["bash", str(HARNESS / script)], env=env, check=True)
 
@@ -119,17 +120,17 @@ def fmt(value: float | None, digits: int = 2) -> str:
 def table(rows: list[dict[str, object]]) -> str:
     labels = list(dict.fromkeys(str(r["label"]) for r in rows))
     direct_c1 = pick(rows, "direct", "chat", 1)
-    direct_ttfb = pick(rows, "direct", "chat-stream", 10, "python")
+    direct_ttfb = pick(rows, "direct", "chat-stream", 1, "python")
     lines = [
         "| system | req/s c=1 | req/s c=10 | CPU ms/req c=10 | added p50 c=1 (ms) "
-        "| streams/s c=10 | added TTFB p50 (ms) | RSS MB |",
+        "| streams/s c=10 | added TTFB p50 c=1 (ms) | RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     summary: dict[str, dict[str, float | None]] = {}
     for label in labels:
         c1, c10 = pick(rows, label, "chat", 1), pick(rows, label, "chat", 10)
         st = pick(rows, label, "chat-stream", 10)
-        ttfb = pick(rows, label, "chat-stream", 10, "python")
+        ttfb = pick(rows, label, "chat-stream", 1, "python")
         added = None
         if label != "direct" and c1 and direct_c1:
             added = num(c1, "p50_ms") - num(direct_c1, "p50_ms")  # type: ignore[operator]
