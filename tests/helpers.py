@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import openai
+from openai.types.chat import ChatCompletionChunk
+
 from aicp.config import Settings, load_settings
 from aicp.testing import FakeUpstream
 
@@ -39,3 +42,16 @@ def openai_settings(upstream: FakeUpstream, **extra: Any) -> Settings:
         else:
             data[key] = value
     return make_settings(data)
+
+
+def stream_hi(client: openai.OpenAI, model: str) -> tuple[list[ChatCompletionChunk], str]:
+    """Stream the answer to "hi" with usage asked for: the chunks and the text they spell."""
+    chunks = list(
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import openai
 
 from aicp.testing import FakeUpstream, GatewayServer
+from tests.helpers import stream_hi
 
 
 def test_openai_sdk_chat_through_gateway(gateway: GatewayServer, upstream: FakeUpstream) -> None:
@@ -17,13 +18,6 @@ def test_openai_sdk_chat_through_gateway(gateway: GatewayServer, upstream: FakeU
 
 def test_openai_sdk_stream_through_gateway(gateway: GatewayServer) -> None:
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused")
-    stream = client.chat.completions.create(
-        model="up/fake-model",
-        messages=[{"role": "user", "content": "hi"}],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    chunks, text = stream_hi(client, "up/fake-model")
     assert text == "Hello from the fake upstream"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 18

@@ -18,9 +18,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aicp.api import admin
-from aicp.api.asgi import Message, Receive, Scope, Send, request_id
+from aicp.api.asgi import Message, Receive, Scope, Send, header_dict, request_id
 from aicp.api.errors import error_body
-from aicp.api.gateway import Endpoint, Handler
+from aicp.api.gateway import Endpoint, Handler, Validator
 from aicp.config import Settings, load_settings
 from aicp.errors import AicpError
 from aicp.protocol import validate
@@ -76,12 +76,17 @@ class App:
         await self.web(scope, receive, send)
 
 
+#: The LLM endpoints: path -> (protocol, operation, body check).
+_ENDPOINTS: dict[str, tuple[str, str, Validator]] = {
+    "/chat/completions": (OPENAI, "chat", validate.chat),
+    "/embeddings": (OPENAI, "embeddings", validate.embeddings),
+    "/messages": (ANTHROPIC, "chat", validate.messages),
+    "/messages/count_tokens": (ANTHROPIC, "count_tokens", validate.count_tokens),
+}
+_PREFIXES = ("/v1", "")
+
 #: The LLM endpoints, each with and without the /v1 prefix.
-HOT_PATHS = tuple(
-    prefix + path
-    for prefix in ("/v1", "")
-    for path in ("/chat/completions", "/embeddings", "/messages", "/messages/count_tokens")
-)
+HOT_PATHS = tuple(prefix + path for prefix in _PREFIXES for path in _ENDPOINTS)
 
 
 def _protocol_of(path: str) -> str:
@@ -89,22 +94,16 @@ def _protocol_of(path: str) -> str:
 
 
 def _hot_routes(state: AppState) -> dict[tuple[str, str], Handler]:
-    chat = Endpoint(state, OPENAI, "chat", validate.chat)
-    embeddings = Endpoint(state, OPENAI, "embeddings", validate.embeddings)
-    messages = Endpoint(state, ANTHROPIC, "chat", validate.messages)
-    count = Endpoint(state, ANTHROPIC, "count_tokens", validate.count_tokens)
     routes: dict[tuple[str, str], Handler] = {}
-    for prefix in ("/v1", ""):
-        routes[("POST", prefix + "/chat/completions")] = chat
-        routes[("POST", prefix + "/embeddings")] = embeddings
-        routes[("POST", prefix + "/messages")] = messages
-        routes[("POST", prefix + "/messages/count_tokens")] = count
+    for path, (protocol, operation, check) in _ENDPOINTS.items():
+        endpoint = Endpoint(state, protocol, operation, check)
+        for prefix in _PREFIXES:
+            routes[("POST", prefix + path)] = endpoint
     return routes
 
 
 def _with_request_id(scope: Scope, send: Send) -> Send:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    rid = request_id(headers).encode()
+    rid = request_id(header_dict(scope)).encode()
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":

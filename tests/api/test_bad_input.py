@@ -37,9 +37,13 @@ def http(gateway: GatewayServer) -> Iterator[httpx.Client]:
         yield client
     # Whatever the test sent, the gateway still answers a good request afterwards.
     with httpx.Client(base_url=gateway.url, timeout=10) as client:
-        ok = client.post(CHAT, json=GOOD_CHAT)
-        assert ok.status_code == 200, ok.text
-        assert ok.json()["choices"][0]["message"]["content"] == "Mock reply to: x"
+        assert_mock_reply(client.post(CHAT, json=GOOD_CHAT))
+
+
+def assert_mock_reply(resp: httpx.Response) -> None:
+    """The mock provider's answer to GOOD_CHAT, not merely a 200."""
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["choices"][0]["message"]["content"] == "Mock reply to: x"
 
 
 def openai_error(resp: httpx.Response, status: int) -> dict[str, Any]:
@@ -234,14 +238,14 @@ def test_body_over_the_limit_chunked(http: httpx.Client, path: str) -> None:
 def test_body_just_under_the_limit_is_accepted(http: httpx.Client) -> None:
     pad = "y" * (LIMIT - 200)
     resp = http.post(CHAT, json={**GOOD_CHAT, "metadata": {"pad": pad}})
-    assert resp.status_code == 200, resp.text
+    assert_mock_reply(resp)
 
 
 def test_huge_body_is_refused_and_the_connection_still_works(http: httpx.Client) -> None:
     for _ in range(2):
         err = openai_error(http.post(CHAT, content=b"x" * (4 * 1024 * 1024), headers=_json()), 413)
         assert err["code"] == "request_too_large"
-        assert http.post(CHAT, json=GOOD_CHAT).status_code == 200
+        assert_mock_reply(http.post(CHAT, json=GOOD_CHAT))
 
 
 @pytest.mark.parametrize("path", ["/v1/nothing-here", "/v2/chat/completions", "/"])
@@ -278,9 +282,10 @@ def test_errors_echo_the_client_request_id(http: httpx.Client) -> None:
 def test_many_bad_requests_then_good_ones(http: httpx.Client) -> None:
     bad = [b"", b"[", b"[]", b"\xff", b'{"model": 1}', b"null", b"123", b'"s"']
     for raw in bad * 5:
-        assert http.post(CHAT, content=raw, headers=_json()).status_code == 400
+        err = openai_error(http.post(CHAT, content=raw, headers=_json()), 400)
+        assert err["type"] == "invalid_request_error"
     for _ in range(3):
-        assert http.post(CHAT, json=GOOD_CHAT).status_code == 200
+        assert_mock_reply(http.post(CHAT, json=GOOD_CHAT))
 
 
 # --- the master key ---------------------------------------------------------------------------
@@ -337,12 +342,13 @@ def test_wrong_key_on_messages_is_anthropic_401(locked: GatewayServer) -> None:
     ids=["bearer", "bearer-lowercase", "x-api-key", "api-key"],
 )
 def test_master_key_accepted_in_each_header(locked: GatewayServer, headers: dict[str, str]) -> None:
-    chat = httpx.post(locked.url + CHAT, json=GOOD_CHAT, headers=headers)
-    assert chat.status_code == 200, chat.text
+    assert_mock_reply(httpx.post(locked.url + CHAT, json=GOOD_CHAT, headers=headers))
     embed = httpx.post(locked.url + EMBED, json=GOOD_EMBED, headers=headers)
     assert embed.status_code == 200, embed.text
+    assert [len(e["embedding"]) for e in embed.json()["data"]] == [16]
     models = httpx.get(locked.url + "/v1/models", headers=headers)
     assert models.status_code == 200, models.text
+    assert "mock/mock-1" in [m["id"] for m in models.json()["data"]]
 
 
 def test_model_list_needs_the_key(locked: GatewayServer) -> None:

@@ -25,7 +25,7 @@ from aicp.testing.fake_anthropic import (
     TOOL_PREAMBLE,
     count_input_tokens,
 )
-from tests.helpers import make_settings
+from tests.helpers import make_settings, stream_hi
 
 UPSTREAM_KEY = "sk-ant-upstream-secret"
 CLIENT_KEY = "sk-ant-client-key"
@@ -299,15 +299,7 @@ def test_openai_client_without_max_tokens_gets_the_default(
 
 
 def test_openai_stream_from_claude_with_usage(oai: openai.OpenAI, upstream: FakeUpstream) -> None:
-    chunks = list(
-        oai.chat.completions.create(
-            model=CLAUDE,
-            messages=[{"role": "user", "content": "hi"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-    )
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    chunks, text = stream_hi(oai, CLAUDE)
     assert text == upstream.reply
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "stop"

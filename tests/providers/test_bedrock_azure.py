@@ -22,7 +22,7 @@ from aicp.providers.azure import DEFAULT_API_VERSION
 from aicp.providers.bedrock import BedrockProvider
 from aicp.testing import FakeUpstream, GatewayServer
 from aicp.testing.upstream import Recorded
-from tests.helpers import make_settings
+from tests.helpers import make_settings, stream_hi
 
 KEY_ID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -162,14 +162,7 @@ def test_bedrock_api_key_is_sent_as_bearer(client: openai.OpenAI, up: FakeUpstre
 
 
 def test_bedrock_stream_with_usage(client: openai.OpenAI, up: FakeUpstream) -> None:
-    stream = client.chat.completions.create(
-        model=f"bedrock/{CLAUDE}",
-        messages=[{"role": "user", "content": "hi"}],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    chunks, text = stream_hi(client, f"bedrock/{CLAUDE}")
     assert text == up.reply
     assert chunks[0].choices[0].delta.role == "assistant"
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
@@ -347,14 +340,8 @@ def test_azure_chat_hits_the_deployment_url(client: openai.OpenAI, up: FakeUpstr
 
 
 def test_azure_stream_with_usage(client: openai.OpenAI, up: FakeUpstream) -> None:
-    stream = client.chat.completions.create(
-        model="az/my-gpt4o",
-        messages=[{"role": "user", "content": "hi"}],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = list(stream)
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == up.reply
+    chunks, text = stream_hi(client, "az/my-gpt4o")
+    assert text == up.reply
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 18
     _assert_azure(up.requests[-1], "/openai/deployments/my-gpt4o/chat/completions")
 

@@ -19,7 +19,7 @@ from aicp.providers.google_auth import TokenSource
 from aicp.providers.http import HttpClient
 from aicp.providers.vertex import VertexProvider, publisher_of
 from aicp.testing import FakeUpstream, GatewayServer
-from tests.helpers import make_settings
+from tests.helpers import make_settings, stream_hi
 
 KEY = "gm-upstream-secret"
 TOKEN = "ya29.static-token"
@@ -96,14 +96,7 @@ def test_chat_sends_the_key_in_a_header_and_never_in_the_url(
 
 
 def test_stream_with_usage(client: openai.OpenAI, upstream: FakeUpstream) -> None:
-    stream = client.chat.completions.create(
-        model="gemini/fake-model",
-        messages=[{"role": "user", "content": "hi"}],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    chunks, text = stream_hi(client, "gemini/fake-model")
     assert text == "Hello from the fake upstream"
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "stop"

@@ -18,6 +18,9 @@ import openai
 import pytest
 
 from aicp.config import Settings
+from aicp.errors import UpstreamStatusError
+from aicp.providers.base import Timeouts
+from aicp.providers.http import HttpClient
 from aicp.testing import FakeUpstream, GatewayServer
 from aicp.testing.upstream import Recorded
 from tests.helpers import make_settings
@@ -506,3 +509,34 @@ def test_provider_credentials_never_reach_the_client(up: FakeUpstream, up2: Fake
     for text in texts:
         assert SECRET not in text
         assert "sk-fallback-secret" not in text
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("authorization", "Bearer {}"),
+        ("x-api-key", "{}"),
+        ("api-key", "{}"),
+        ("x-goog-api-key", "{}"),
+        ("x-amz-security-token", "{}"),
+    ],
+)
+async def test_upstream_error_text_never_quotes_a_credential_header(
+    up: FakeUpstream, header: str, value: str
+) -> None:
+    token = "tok-" + "s3cr3t" * 4
+    up.fault(status=403, message=f"credential {token} is not allowed")
+    http = HttpClient()
+    try:
+        with pytest.raises(UpstreamStatusError) as info:
+            await http.request(
+                "POST",
+                up.url + "/v1/chat/completions",
+                body=b"{}",
+                headers={header: value.format(token)},
+                timeouts=Timeouts(connect=5, first_byte=5, idle=5),
+            )
+    finally:
+        await http.aclose()
+    assert info.value.message == "credential [redacted] is not allowed"
+    assert token.encode() not in info.value.body

@@ -12,7 +12,8 @@ from aicp.config import ReliabilitySettings
 from aicp.errors import UpstreamStatusError
 from aicp.plane.exchange import Exchange
 from aicp.plane.execute import Execute
-from aicp.providers.base import Provider
+from aicp.protocol.jsonutil import Json
+from aicp.providers.base import Call, Provider, Reply
 from aicp.providers.mock import MockProvider
 from aicp.reliability.breaker import HALF_OPEN, Breaker
 from aicp.reliability.retry import RetryBudget, backoff
@@ -148,3 +149,33 @@ def test_a_cancelled_attempt_frees_its_probe_and_counts_as_no_failure() -> None:
     assert breaker.state == HALF_OPEN
     assert breaker.allow()
     assert execute.budget.active == 0 and execute.budget.retrying == 0
+
+
+class CanonicalRecorder(MockProvider):
+    """A mock that notes the canonical body each attempt was given."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.seen: list[Json] = []
+
+    async def complete(self, call: Call) -> Reply:
+        self.seen.append(call.openai())
+        return await super().complete(call)
+
+
+def test_retries_and_fallbacks_translate_the_body_once() -> None:
+    r = mock_router(1.0, max_retries=1)
+    providers = {n: CanonicalRecorder(n, p.settings, None) for n, p in r.providers.items()}
+    r = Router(r.settings, providers, r.catalog)
+    execute = Execute(r.settings.reliability, RetryBudget(r.settings.reliability))
+    body = {"model": "x", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    ex = Exchange("t", "anthropic", "chat", body, {})
+    ex.route = r.resolve("x")
+    asyncio.run(execute(ex))
+    assert [a.deployment for a in ex.attempts] == ["bad/m", "bad/m", "good/m"]
+    seen = providers["bad"].seen + providers["good"].seen
+    assert len(seen) == 3
+    # One translation (Anthropic -> canonical) served the retry and the fallback.
+    assert all(b is seen[0] for b in seen)
+    assert seen[0]["messages"] == [{"role": "user", "content": "hi"}]
+    assert ex.reply is not None and ex.reply.data["model"] == "m"

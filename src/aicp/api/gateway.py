@@ -26,7 +26,7 @@ from aicp.api.asgi import (
     send_bytes,
 )
 from aicp.api.errors import error_body, stream_error_event
-from aicp.errors import AicpError, InvalidRequest, UpstreamUnavailable
+from aicp.errors import AicpError, UpstreamUnavailable
 from aicp.plane.exchange import Exchange
 from aicp.protocol.jsonutil import Json, dumps
 from aicp.protocol.validate import parse_json
@@ -137,7 +137,8 @@ def _enc(item: bytes | Json, encode: Callable[[Json], bytes] | None) -> bytes:
     if isinstance(item, bytes):
         return item
     if encode is None:
-        raise InvalidRequest("internal: a translated chunk reached a pass-through stream")
+        # A gateway bug, not the client's: a server error, not an invalid request.
+        raise AicpError("internal: a translated chunk reached a pass-through stream")
     return encode(item)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from aicp.protocol.jsonutil import Json
-from aicp.providers.base import Reply, Stream, Usage
+from aicp.providers.base import Canonical, Reply, Stream, Usage
 
 if TYPE_CHECKING:
     from aicp.routing.router import Route
@@ -65,6 +65,9 @@ class Exchange:
     #: was committed to the client (so a failure up to there can still fall back).
     chunks: AsyncIterator[bytes | Json] | None = None
     first: bytes | Json | None = None
+    #: The body in canonical form, shared by all attempts (made by execute, after
+    #: every stage that may rewrite the body).
+    canonical: Canonical | None = None
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)

@@ -19,7 +19,7 @@ from aicp.config import ReliabilitySettings
 from aicp.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, UpstreamUnavailable
 from aicp.plane.exchange import Attempt, Exchange
 from aicp.protocol.tokens import estimate_request_tokens
-from aicp.providers.base import Call, Reply, Timeouts, Usage
+from aicp.providers.base import Call, Canonical, Reply, Timeouts, Usage
 from aicp.reliability.retry import RetryBudget, backoff
 from aicp.routing.router import Deployment
 
@@ -119,7 +119,10 @@ class Execute:
             first_byte=min(s.first_byte_timeout_s, remaining),
             idle=s.idle_timeout_s,
         )
+        if ex.canonical is None:
+            ex.canonical = Canonical(ex.protocol, ex.body)
         call = Call(ex.protocol, ex.operation, ex.body, dep.model, ex.headers, timeouts, ex.stream)
+        call.canonical = ex.canonical
         attempt = Attempt(dep.provider.name, dep.key, dep.model)
         ex.attempts.append(attempt)
         health = dep.health

@@ -18,7 +18,7 @@ from typing import Any
 from aicp.errors import InvalidRequest, UpstreamStatusError, UpstreamUnavailable
 from aicp.protocol import sse
 from aicp.protocol.gemini_schema import clean_schema
-from aicp.protocol.jsonutil import Json, dumps, loads
+from aicp.protocol.jsonutil import Json, dumps, loads, tool_arguments
 from aicp.providers.base import Usage, usage_from_openai
 
 #: Gemini 3 rejects replayed function calls without a thought signature; the
@@ -165,25 +165,16 @@ def _assistant_parts(m: Json, names: dict[str, str], sign_calls: bool) -> list[J
         name = str(fn.get("name") or "")
         if call.get("id"):
             names[str(call["id"])] = name
-        part: Json = {"functionCall": {"name": name, "args": _arguments(fn.get("arguments"))}}
+        args = tool_arguments(
+            fn.get("arguments"), "tool call arguments are not valid JSON", detail=True
+        )
+        part: Json = {"functionCall": {"name": name, "args": args}}
         if sign_calls and not signed:
             # Only the first call of a turn carries a signature (parallel calls).
             part["thoughtSignature"] = SKIP_SIGNATURE
             signed = True
         parts.append(part)
     return parts
-
-
-def _arguments(raw: Any) -> Json:
-    if isinstance(raw, dict):
-        return raw
-    if not raw:
-        return {}
-    try:
-        value = loads(raw)
-    except ValueError as exc:
-        raise InvalidRequest(f"tool call arguments are not valid JSON: {exc}") from None
-    return value if isinstance(value, dict) else {"value": value}
 
 
 def _function_response(m: Json, names: dict[str, str]) -> Json:

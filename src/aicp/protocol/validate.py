@@ -40,17 +40,20 @@ def _bad_utf8(raw: bytes) -> bool:
 def _need(body: Json, key: str, kind: type | tuple[type, ...], what: str) -> Any:
     if key not in body:
         raise InvalidRequest(f"'{key}' is a required property", param=key)
-    value = body[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
-        raise InvalidRequest(f"'{key}' must be {what}, not {_name(value)}", param=key)
-    return value
+    return _typed(body, key, kind, what)
 
 
 def _opt(body: Json, key: str, kind: type | tuple[type, ...], what: str) -> None:
-    if key in body and body[key] is not None:
-        value = body[key]
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
-            raise InvalidRequest(f"'{key}' must be {what}, not {_name(value)}", param=key)
+    if body.get(key) is not None:
+        _typed(body, key, kind, what)
+
+
+def _typed(body: Json, key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = body[key]
+    # bool is an int subclass, but `true` is not a number the APIs accept.
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
+        raise InvalidRequest(f"'{key}' must be {what}, not {_name(value)}", param=key)
+    return value
 
 
 def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
@@ -136,7 +139,7 @@ def messages(body: Json) -> None:
     max_tokens = _need(body, "max_tokens", int, "an integer")
     if max_tokens < 1:
         raise InvalidRequest("max_tokens: must be at least 1", param="max_tokens")
-    count_tokens(body)
+    _anthropic_messages(body)
     _opt(body, "stream", bool, "a boolean")
     _opt(body, "temperature", (int, float), "a number")
     _opt(body, "stop_sequences", list, "an array of strings")
@@ -145,6 +148,11 @@ def messages(body: Json) -> None:
 def count_tokens(body: Json) -> None:
     """Anthropic messages/count_tokens (the messages body without max_tokens)."""
     _model(body)
+    _anthropic_messages(body)
+
+
+def _anthropic_messages(body: Json) -> None:
+    """The fields `messages` and `count_tokens` share, after the model."""
     msgs = _need(body, "messages", list, "an array")
     for i, m in enumerate(msgs):
         if not isinstance(m, dict) or m.get("role") not in _ANTHROPIC_ROLES:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from aicp.errors import InvalidRequest, UpstreamUnavailable
+from aicp.errors import InvalidRequest
 from aicp.protocol.anthropic import (
     EventTranslator,
     chat_to_messages,
@@ -20,8 +20,8 @@ from aicp.protocol.anthropic import (
     usage_from_anthropic,
 )
 from aicp.protocol.jsonutil import Json, dumps, loads
-from aicp.providers.base import ANTHROPIC, OPENAI, Call, Reply, Timeouts, Usage
-from aicp.providers.http import ByteStream, HttpClient, TranslatedStream
+from aicp.providers.base import ANTHROPIC, OPENAI, Call, Reply
+from aicp.providers.http import ByteStream, DataLineTap, HttpClient, TranslatedStream
 
 if TYPE_CHECKING:
     from aicp.config import ProviderSettings
@@ -40,7 +40,6 @@ _PATHS = {
     "count_tokens": "/v1/messages/count_tokens",
     "models": "/v1/models?limit=1000",
 }
-_DISCOVERY_TIMEOUTS = Timeouts(connect=3.0, first_byte=5.0, idle=5.0)
 
 
 def api_root(url: str) -> str:
@@ -140,44 +139,29 @@ class AnthropicProvider:
     async def list_models(self) -> list[str]:
         if self.settings.models or not self.settings.discover_models:
             return list(self.settings.models)
-        data = await self.http.get_json(
-            self.url(None, "models"), await self.request_headers({}), _DISCOVERY_TIMEOUTS
+        return await self.http.model_ids(
+            self.url(None, "models"),
+            await self.request_headers({}),
+            f"provider {self.name!r}: /v1/models",
         )
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise UpstreamUnavailable(f"provider {self.name!r}: /v1/models answered no list")
-        return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]
 
     async def aclose(self) -> None:
         return None
 
 
-class UsageTap:
-    """Usage of a pass-through Anthropic stream, without parsing every event.
+class UsageTap(DataLineTap):
+    """Usage of a pass-through Anthropic stream.
 
     Usage appears only in `message_start` (input and cache tokens) and
-    `message_delta` (cumulative output, sometimes input); only complete
-    `data:` lines that mention it are parsed. `usage` is updated in place,
-    since the stream holds on to this very object.
+    `message_delta` (cumulative output, sometimes input), so the counts seen
+    so far are merged.
     """
 
-    __slots__ = ("_partial", "_raw", "usage")
+    __slots__ = ("_raw",)
 
     def __init__(self) -> None:
-        self.usage = Usage()
+        super().__init__()
         self._raw: Json = {}
-        self._partial = b""
-
-    def feed(self, chunk: bytes) -> None:
-        if self._partial:
-            chunk = self._partial + chunk
-        cut = chunk.rfind(b"\n") + 1
-        self._partial = chunk[cut:][-65536:]
-        if b'"usage"' not in chunk[:cut]:
-            return
-        for line in chunk[:cut].split(b"\n"):
-            if line.startswith(b"data:") and b'"usage"' in line:
-                self._line(line[5:])
 
     def _line(self, payload: bytes) -> None:
         try:

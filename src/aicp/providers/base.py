@@ -41,6 +41,32 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+class Canonical:
+    """A request body in canonical (OpenAI chat) form, translated on first use.
+
+    Execute makes one per request and hands it to every attempt's `Call`, so a
+    retry or a fallback does not translate the body again; a request that only
+    goes to pass-through providers never translates it at all.
+    """
+
+    __slots__ = ("_body", "_ingress", "_value")
+
+    def __init__(self, ingress: str, body: Json) -> None:
+        self._ingress = ingress
+        self._body = body
+        self._value: Json | None = None
+
+    def get(self) -> Json:
+        if self._value is None:
+            if self._ingress == ANTHROPIC:
+                from aicp.protocol.anthropic import messages_to_chat
+
+                self._value = messages_to_chat(self._body)
+            else:
+                self._value = self._body
+        return self._value
+
+
 @dataclass(slots=True)
 class Call:
     """One attempt's request as a provider sees it."""
@@ -52,18 +78,14 @@ class Call:
     headers: dict[str, str]  # forwarded client headers (anthropic-*, traceparent, ...)
     timeouts: Timeouts
     stream: bool = False
-    _openai: Json | None = field(default=None, repr=False)
+    #: Shared by the attempts of one request; made here when a Call stands alone.
+    canonical: Canonical | None = field(default=None, repr=False)
 
     def openai(self) -> Json:
-        """The body in canonical (OpenAI chat) form, translated once and cached."""
-        if self._openai is None:
-            if self.ingress == ANTHROPIC:
-                from aicp.protocol.anthropic import messages_to_chat
-
-                self._openai = messages_to_chat(self.body)
-            else:
-                self._openai = self.body
-        return self._openai
+        """The body in canonical (OpenAI chat) form, translated once per request."""
+        if self.canonical is None:
+            self.canonical = Canonical(self.ingress, self.body)
+        return self.canonical.get()
 
     def passthrough_body(self) -> Json:
         """The client's body with only the model rewritten."""

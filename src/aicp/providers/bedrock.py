@@ -18,7 +18,7 @@ from urllib.parse import quote
 import aiohttp
 import yarl
 
-from aicp.errors import ConfigError, InvalidRequest, UpstreamTimeout, UpstreamUnavailable
+from aicp.errors import ConfigError, InvalidRequest, UpstreamUnavailable
 from aicp.protocol.bedrock import (
     StreamTranslator,
     chat_to_converse,
@@ -34,7 +34,7 @@ from aicp.providers.aws import (
     SigV4Signer,
     botocore_module,
 )
-from aicp.providers.base import OPENAI, Call, Reply, Timeouts, Usage, usage_from_openai
+from aicp.providers.base import OPENAI, Call, Reply, Usage, usage_from_openai
 from aicp.providers.http import ByteStream, HttpClient
 
 if TYPE_CHECKING:
@@ -95,7 +95,8 @@ class BedrockProvider:
 
     async def _post_json(self, call: Call, url: str, payload: Json) -> Json:
         resp = await self._post(call, url, payload, _JSON)
-        return await _read_json(resp, call.timeouts)
+        _, data = await self.http.read_json(resp, call.timeouts, "Bedrock")
+        return data
 
     # --- the Provider protocol ----------------------------------------------
 
@@ -195,25 +196,6 @@ class ConverseStream:
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-async def _read_json(resp: aiohttp.ClientResponse, timeouts: Timeouts) -> Json:
-    try:
-        async with asyncio.timeout(timeouts.idle):
-            raw = await resp.read()
-    except TimeoutError as exc:
-        raise UpstreamTimeout("upstream stalled while sending its body", code="idle") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamUnavailable(f"upstream connection failed: {type(exc).__name__}") from exc
-    finally:
-        resp.release()
-    try:
-        data = loads(raw)
-    except ValueError as exc:
-        raise UpstreamUnavailable("Bedrock answered with invalid JSON") from exc
-    if not isinstance(data, dict):
-        raise UpstreamUnavailable("Bedrock answered with JSON that is not an object")
-    return data
 
 
 def _embedding_inputs(value: Any) -> list[str]:

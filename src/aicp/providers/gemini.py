@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from aicp.errors import ConfigError, UpstreamUnavailable
+from aicp.errors import ConfigError
 from aicp.protocol.gemini import (
     StreamTranslator,
     chat_to_gemini,
@@ -20,15 +20,14 @@ from aicp.protocol.gemini import (
 )
 from aicp.protocol.gemini_embed import embeddings_to_gemini, gemini_to_embeddings
 from aicp.protocol.jsonutil import Json, dumps
-from aicp.providers.base import OPENAI, Call, Reply, Stream, Timeouts, usage_from_openai
-from aicp.providers.http import ByteStream, HttpClient, TranslatedStream
+from aicp.providers.base import OPENAI, Call, Reply, Stream, usage_from_openai
+from aicp.providers.http import DISCOVERY_TIMEOUTS, ByteStream, HttpClient, TranslatedStream
 
 if TYPE_CHECKING:
     from aicp.config import ProviderSettings
 
 GEMINI = "gemini"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
-_DISCOVERY_TIMEOUTS = Timeouts(connect=3.0, first_byte=5.0, idle=5.0)
 #: A guard against a pagination loop, not a limit anyone should meet.
 _MAX_PAGES = 20
 
@@ -115,9 +114,7 @@ class GeminiProvider:
             url = f"{self.base_url}/models?pageSize=1000"
             if token:
                 url += "&pageToken=" + quote(token, safe="")
-            page = await self.http.get_json(url, headers, _DISCOVERY_TIMEOUTS)
-            if not isinstance(page, dict):
-                raise UpstreamUnavailable(f"provider {self.name!r}: /models answered no object")
+            page = await self.http.get_json(url, headers, DISCOVERY_TIMEOUTS)
             models.extend(_generative_models(page))
             token = str(page.get("nextPageToken") or "")
             if not token:

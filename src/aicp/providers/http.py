@@ -90,11 +90,14 @@ class HttpClient:
             raise status_error(resp.status, data, resp.headers)
         return resp
 
-    async def post_json(
-        self, url: str, body: Json, headers: dict[str, str], timeouts: Timeouts
+    async def read_json(
+        self, resp: aiohttp.ClientResponse, timeouts: Timeouts, source: str = "upstream"
     ) -> tuple[bytes, Json]:
-        """POST a JSON body, return the raw answer and its parsed form."""
-        resp = await self.request("POST", url, body=dumps(body), headers=headers, timeouts=timeouts)
+        """Read a response body that must be a JSON object; release the connection.
+
+        Returns the raw bytes (for pass-through) and the parsed object; `source`
+        names the upstream in the error when the body is not one.
+        """
         try:
             async with asyncio.timeout(timeouts.idle):
                 raw = await resp.read()
@@ -107,23 +110,48 @@ class HttpClient:
         try:
             data = loads(raw)
         except ValueError as exc:
-            raise UpstreamUnavailable("upstream answered with invalid JSON") from exc
+            raise UpstreamUnavailable(f"{source} answered with invalid JSON") from exc
         if not isinstance(data, dict):
-            raise UpstreamUnavailable("upstream answered with JSON that is not an object")
+            raise UpstreamUnavailable(f"{source} answered with JSON that is not an object")
         return raw, data
 
-    async def get_json(self, url: str, headers: dict[str, str], timeouts: Timeouts) -> Any:
-        resp = await self.request("GET", url, body=None, headers=headers, timeouts=timeouts)
-        try:
-            async with asyncio.timeout(timeouts.idle):
-                return loads(await resp.read())
-        finally:
-            resp.release()
+    async def post_json(
+        self, url: str, body: Json, headers: dict[str, str], timeouts: Timeouts
+    ) -> tuple[bytes, Json]:
+        """POST a JSON body, return the raw answer and its parsed form."""
+        resp = await self.request("POST", url, body=dumps(body), headers=headers, timeouts=timeouts)
+        return await self.read_json(resp, timeouts)
 
+    async def get_json(self, url: str, headers: dict[str, str], timeouts: Timeouts) -> Json:
+        resp = await self.request("GET", url, body=None, headers=headers, timeouts=timeouts)
+        _, data = await self.read_json(resp, timeouts)
+        return data
+
+    async def model_ids(self, url: str, headers: dict[str, str], source: str) -> list[str]:
+        """The ids of an OpenAI-style model list, `{"data": [{"id": ...}, ...]}`.
+
+        OpenAI, every OpenAI-compatible server and Anthropic answer in this shape.
+        """
+        data = await self.get_json(url, headers, DISCOVERY_TIMEOUTS)
+        items = data.get("data")
+        if not isinstance(items, list):
+            raise UpstreamUnavailable(f"{source} answered no list")
+        return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]
+
+
+#: Model discovery runs during start-up, which a slow upstream must not hold up for long.
+DISCOVERY_TIMEOUTS = Timeouts(connect=3.0, first_byte=5.0, idle=5.0)
 
 #: Request headers and query parameters whose values are credentials.
 _SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "x-amz-security-token",  # an AWS session token, sent beside the SigV4 signature
+    }
 )
 _SECRET_PARAMS = frozenset({"key", "api_key", "api-key", "access_token"})
 
@@ -241,6 +269,35 @@ class ByteStream:
 
     async def aclose(self) -> None:
         self._resp.release()
+
+
+class DataLineTap:
+    """Watches a pass-through SSE stream for `data:` lines that mention usage.
+
+    Only complete lines containing `"usage"` are handed to `_line`, so the
+    stream is not parsed event by event; a subclass reads the usage out of them
+    and updates `usage` in place, since the stream holds on to that very object.
+    """
+
+    __slots__ = ("_partial", "usage")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self._partial = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if self._partial:
+            chunk = self._partial + chunk
+        cut = chunk.rfind(b"\n") + 1
+        self._partial = chunk[cut:][-65536:]
+        if b'"usage"' not in chunk[:cut]:
+            return
+        for line in chunk[:cut].split(b"\n"):
+            if line.startswith(b"data:") and b'"usage"' in line:
+                self._line(line[5:])
+
+    def _line(self, payload: bytes) -> None:
+        raise NotImplementedError
 
 
 class Translator(Protocol):

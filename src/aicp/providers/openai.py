@@ -8,14 +8,12 @@ from aicp.errors import ConfigError, UpstreamUnavailable
 from aicp.protocol import sse
 from aicp.protocol.jsonutil import Json, dumps, loads
 from aicp.protocol.openai import strip_extensions
-from aicp.providers.base import OPENAI, Call, Reply, Timeouts, Usage, usage_from_openai
-from aicp.providers.http import ByteStream, HttpClient, TranslatedStream
+from aicp.providers.base import OPENAI, Call, Reply, Usage, usage_from_openai
+from aicp.providers.http import ByteStream, DataLineTap, HttpClient, TranslatedStream
 from aicp.providers.presets import PRESETS, Preset
 
 if TYPE_CHECKING:
     from aicp.config import ProviderSettings
-
-_DISCOVERY_TIMEOUTS = Timeouts(connect=3.0, first_byte=5.0, idle=5.0)
 
 
 class OpenAIProvider:
@@ -105,13 +103,9 @@ class OpenAIProvider:
     async def list_models(self) -> list[str]:
         if self.settings.models or not self.settings.discover_models:
             return list(self.settings.models)
-        data = await self.http.get_json(
-            self.base_url + "/models", self.headers, _DISCOVERY_TIMEOUTS
+        return await self.http.model_ids(
+            self.base_url + "/models", self.headers, f"provider {self.name!r}: /models"
         )
-        items = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise UpstreamUnavailable(f"provider {self.name!r}: /models answered no list")
-        return [str(m["id"]) for m in items if isinstance(m, dict) and "id" in m]
 
     async def aclose(self) -> None:
         return None
@@ -141,35 +135,21 @@ class ChunkParser:
         return []
 
 
-class UsageTap:
-    """Finds `usage` in a pass-through OpenAI stream without parsing every chunk.
+class UsageTap(DataLineTap):
+    """Usage of a pass-through OpenAI stream.
 
-    Only complete `data:` lines that mention usage are parsed; the last one
-    with a usage object wins (the final chunk when include_usage is set).
+    The last usage object wins: the final chunk when include_usage is set.
     """
 
-    __slots__ = ("_partial", "usage")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self.usage = Usage()
-        self._partial = b""
-
-    def feed(self, chunk: bytes) -> None:
-        if self._partial:
-            chunk = self._partial + chunk
-        cut = chunk.rfind(b"\n") + 1
-        self._partial = chunk[cut:][-65536:]
-        if b'"usage"' not in chunk[:cut]:
+    def _line(self, payload: bytes) -> None:
+        try:
+            data = loads(payload)
+        except ValueError:
             return
-        for line in chunk[:cut].split(b"\n"):
-            if not line.startswith(b"data:") or b'"usage"' not in line:
-                continue
-            try:
-                data = loads(line[5:])
-            except ValueError:
-                continue
-            if isinstance(data, dict) and isinstance(data.get("usage"), dict):
-                u = usage_from_openai(data["usage"])
-                self.usage.prompt_tokens = u.prompt_tokens
-                self.usage.completion_tokens = u.completion_tokens
-                self.usage.cached_tokens = u.cached_tokens
+        if isinstance(data, dict) and isinstance(data.get("usage"), dict):
+            u = usage_from_openai(data["usage"])
+            self.usage.prompt_tokens = u.prompt_tokens
+            self.usage.completion_tokens = u.completion_tokens
+            self.usage.cached_tokens = u.cached_tokens

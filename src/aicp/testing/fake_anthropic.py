@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from aicp.testing.upstream import apply_fault_head, retry_headers, send_chunks
+from aicp.testing.upstream import retry_headers, send_chunks
 
 if TYPE_CHECKING:
     from aiohttp.typedefs import Handler
@@ -212,9 +212,7 @@ async def _read(
         up.record(request, None)
         error = error_response(400, "There was an error parsing the body of your request")
         return None, None, error
-    up.record(request, body)
-    fault = up.take_fault(request.path)
-    await apply_fault_head(fault)
+    fault = await up.arrive(request, body)
     if fault is not None and fault.status:
         return body, fault, fault_response(fault)
     return body, fault, None

@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from aicp.testing import eventstream
-from aicp.testing.upstream import apply_fault_head, retry_headers, send_chunks
+from aicp.testing.upstream import retry_headers, send_chunks
 
 if TYPE_CHECKING:
     from aicp.testing.upstream import FakeUpstream, Fault
@@ -124,10 +124,7 @@ def _embedding(up: FakeUpstream, body: dict[str, Any]) -> dict[str, Any]:
 def register(app: web.Application, up: FakeUpstream) -> None:
     async def begin(request: web.Request) -> tuple[dict[str, Any], Fault | None]:
         body = orjson.loads(await request.read())
-        up.record(request, body)
-        fault = up.take_fault(request.path)
-        await apply_fault_head(fault)
-        return body, fault
+        return body, await up.arrive(request, body)
 
     async def converse(request: web.Request) -> web.Response:
         body, fault = await begin(request)

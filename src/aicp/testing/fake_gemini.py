@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from aicp.testing.upstream import apply_fault_head, retry_headers, send_chunks
+from aicp.testing.upstream import retry_headers, send_chunks
 
 if TYPE_CHECKING:
     from aicp.testing.upstream import FakeUpstream, Fault
@@ -171,12 +171,11 @@ def register(app: web.Application, up: FakeUpstream) -> None:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["tail"].partition(":")
         body = orjson.loads(await request.read() or b"{}")
-        up.record(request, body)
         handler = methods.get(method)
         if handler is None:
+            up.record(request, body)
             return error_response(404, f"unknown method {method!r}")
-        fault = up.take_fault(request.path)
-        await apply_fault_head(fault)
+        fault = await up.arrive(request, body)
         if fault is not None and fault.status:
             return fault_response(fault)
         if not request.headers.get("x-goog-api-key") and not request.headers.get("authorization"):

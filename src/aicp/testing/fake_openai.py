@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from aicp.testing.upstream import apply_fault_head, retry_headers, send_chunks
+from aicp.testing.upstream import retry_headers, send_chunks
 
 if TYPE_CHECKING:
     from aicp.testing.upstream import FakeUpstream, Fault
@@ -40,9 +40,7 @@ def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
 def register(app: web.Application, up: FakeUpstream) -> None:
     async def chat(request: web.Request) -> web.StreamResponse:
         body = orjson.loads(await request.read())
-        up.record(request, body)
-        fault = up.take_fault(request.path)
-        await apply_fault_head(fault)
+        fault = await up.arrive(request, body)
         if fault is not None and fault.status:
             return error_response(fault)
         model = body.get("model", "fake-model")
@@ -82,17 +80,19 @@ def register(app: web.Application, up: FakeUpstream) -> None:
             }
             return web.Response(body=orjson.dumps(data), content_type="application/json")
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        def event(**fields: Any) -> bytes:
             c = {
                 "id": cid,
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": model,
-                "choices": [
-                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-                ],
+                **fields,
             }
             return b"data: " + orjson.dumps(c) + b"\n\n"
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return event(choices=[choice])
 
         out = [chunk({"role": "assistant", "content": ""})]
         if tool:
@@ -119,23 +119,13 @@ def register(app: web.Application, up: FakeUpstream) -> None:
             out.extend(chunk({"content": text[i : i + size]}) for i in range(0, len(text), size))
         out.append(chunk({}, "tool_calls" if tool else "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
-            u = {
-                "id": cid,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": usage,
-            }
-            out.append(b"data: " + orjson.dumps(u) + b"\n\n")
+            out.append(event(choices=[], usage=usage))
         out.append(b"data: [DONE]\n\n")
         return await send_chunks(request, out, fault)
 
     async def embeddings(request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
-        up.record(request, body)
-        fault = up.take_fault(request.path)
-        await apply_fault_head(fault)
+        fault = await up.arrive(request, body)
         if fault is not None and fault.status:
             return error_response(fault)
         inputs = body.get("input")

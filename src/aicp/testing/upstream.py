@@ -93,6 +93,13 @@ class FakeUpstream:
             Recorded(request.method, request.path, dict(request.query), dict(request.headers), body)
         )
 
+    async def arrive(self, request: web.Request, body: Any) -> Fault | None:
+        """Record a request, take the fault meant for it and wait out the fault's head delay."""
+        self.record(request, body)
+        fault = self.take_fault(request.path)
+        await apply_fault_head(fault)
+        return fault
+
     # --- lifecycle ----------------------------------------------------------
 
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from aicp.errors import InvalidRequest
-from aicp.protocol.jsonutil import Json, dumps, loads
+from aicp.protocol.jsonutil import Json, dumps, tool_arguments
 
 #: OpenAI may omit the output limit; Anthropic requires one. 4096 is the limit
 #: every current Claude model accepts, so the default never causes a 400.
@@ -350,28 +350,15 @@ def _assistant_to_blocks(message: Json) -> list[Json]:
                 "type": "tool_use",
                 "id": call.get("id", ""),
                 "name": fn.get("name", ""),
-                "input": _arguments(fn.get("arguments")),
+                "input": tool_arguments(
+                    fn.get("arguments"),
+                    "tool_calls[].function.arguments must be a JSON object",
+                    param="messages",
+                    wrap=False,
+                ),
             }
         )
     return blocks
-
-
-def _arguments(raw: Any) -> Json:
-    if isinstance(raw, dict):
-        return raw
-    if not raw:
-        return {}
-    try:
-        value = loads(raw)
-    except ValueError:
-        raise InvalidRequest(
-            "tool_calls[].function.arguments must be a JSON object", param="messages"
-        ) from None
-    if not isinstance(value, dict):
-        raise InvalidRequest(
-            "tool_calls[].function.arguments must be a JSON object", param="messages"
-        )
-    return value
 
 
 def _tool_message_to_result(message: Json) -> Json:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from aicp.errors import InvalidRequest
-from aicp.protocol.jsonutil import Json, loads
+from aicp.protocol.jsonutil import Json, tool_arguments
 
 IMAGE_FORMATS = {"png": "png", "jpeg": "jpeg", "jpg": "jpeg", "gif": "gif", "webp": "webp"}
 
@@ -164,7 +164,11 @@ def _assistant_blocks(msg: Json) -> list[Json]:
                 "toolUse": {
                     "toolUseId": call.get("id") or "",
                     "name": fn.get("name") or "",
-                    "input": _arguments(fn.get("arguments")),
+                    "input": tool_arguments(
+                        fn.get("arguments"),
+                        "tool call arguments must be a JSON object for Bedrock",
+                        param="messages",
+                    ),
                 }
             }
         )
@@ -188,20 +192,6 @@ def _reasoning_blocks(msg: Json) -> list[Json]:
         elif item.get("type") == "redacted_thinking" and item.get("data"):
             blocks.append({"reasoningContent": {"redactedContent": item["data"]}})
     return blocks
-
-
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return raw
-    if not raw:
-        return {}
-    try:
-        value = loads(raw)
-    except ValueError as exc:
-        raise InvalidRequest(
-            "tool call arguments must be a JSON object for Bedrock", param="messages"
-        ) from exc
-    return value if isinstance(value, dict) else {"value": value}
 
 
 def _tool_result(msg: Json) -> Json:
