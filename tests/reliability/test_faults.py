@@ -322,6 +322,51 @@ def test_a_stream_cut_mid_way_ends_with_an_error_event_and_no_fallback(
     assert len(chats(up)) == 1 and not chats(up2)
 
 
+def test_streams_that_die_mid_way_open_the_breaker(up: FakeUpstream, up2: FakeUpstream) -> None:
+    # Each stream delivers its first chunks (so it succeeded as far as fallback goes)
+    # and then dies: that is the deployment failing, and the breaker must hear it.
+    breaker = {"min_requests": 3, "failure_rate": 0.5, "open_s": 30}
+    up.fault(cut_after=2, times=3)
+    with GatewayServer(settings(up, up2, reliability={"breaker": breaker})) as gw:
+        for _ in range(3):
+            status, body, _ = raw_stream(gw)
+            assert status == 200 and "error" in json.loads(sse_events(body)[-1])
+        view = health(gw)["deployments"]["up/fake-model"]
+        assert view["state"] == "open" and view["window_failures"] == 0  # cleared on opening
+        assert view["trips"] == 1
+        # The next stream goes straight to the fallback.
+        stream = chat(gw, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == "Hello from the fallback"
+        assert len(chats(up)) == 3
+
+
+def test_completed_streams_count_as_successes(up: FakeUpstream, up2: FakeUpstream) -> None:
+    with GatewayServer(settings(up, up2)) as gw:
+        for _ in range(2):
+            status, body, _ = raw_stream(gw)
+            assert status == 200 and sse_events(body)[-1] == "[DONE]"
+        view = health(gw)["deployments"]["up/fake-model"]
+    assert view["state"] == "closed"
+    assert view["window_requests"] == 2 and view["window_failures"] == 0
+
+
+def test_every_breaker_open_is_a_503_with_retry_after(up: FakeUpstream, up2: FakeUpstream) -> None:
+    breaker = {"min_requests": 1, "failure_rate": 0.5, "open_s": 20}
+    up.fault(status=500)
+    with GatewayServer(settings(up, up2, reliability={"max_retries": 0, "breaker": breaker})) as gw:
+        with pytest.raises(openai.APIStatusError):
+            chat(gw, model="up/fake-model")
+        resp = httpx.post(
+            gw.url + "/v1/chat/completions",
+            json={"model": "up/fake-model", "messages": MESSAGES},
+            timeout=5,
+        )
+    assert resp.status_code == 503
+    assert 15 <= int(resp.headers["retry-after"]) <= 20
+    assert "breaker" in resp.json()["error"]["message"]
+
+
 def test_a_stream_cut_before_its_first_chunk_falls_back(
     up: FakeUpstream, up2: FakeUpstream
 ) -> None:

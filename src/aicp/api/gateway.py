@@ -102,6 +102,7 @@ class Endpoint:
         )
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
+        failed: bool | None = False  # None: no verdict (the client left)
         try:
             first = ex.first
             if first is not None:
@@ -121,6 +122,7 @@ class Endpoint:
         except AicpError as err:
             close = stream_error_event(err, ex.protocol)
             ex.trace.append(("execute", {"stream_error": err.message}))
+            failed = True
         except Exception:
             log.exception("stream %s failed inside the gateway", ex.id)
             failure = UpstreamUnavailable("the stream failed inside the gateway")
@@ -129,6 +131,10 @@ class Endpoint:
             watcher.cancel()
             await upstream.aclose()
         ex.usage = upstream.usage
+        if gone.is_set() and not failed:
+            failed = None
+        if ex.served is not None and failed is not None:
+            ex.served.health.breaker.record(not failed)
         if not gone.is_set():
             await send({"type": "http.response.body", "body": close, "more_body": False})
 

@@ -11,7 +11,7 @@ from aicp.protocol.jsonutil import Json
 from aicp.providers.base import Canonical, Reply, Stream, Usage
 
 if TYPE_CHECKING:
-    from aicp.routing.router import Route
+    from aicp.routing.router import Deployment, Route
 
 Mode = Literal["live", "simulate", "offline"]
 
@@ -68,6 +68,8 @@ class Exchange:
     #: The body in canonical form, shared by all attempts (made by execute, after
     #: every stage that may rewrite the body).
     canonical: Canonical | None = None
+    #: The deployment that answered; for streams it hears the verdict at the end.
+    served: Deployment | None = None
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)

@@ -104,9 +104,12 @@ class Execute:
                 budget.release()
         if last is not None:
             raise last
+        waits = [w for d in ex.route.chain if (w := d.health.breaker.reopens_in()) is not None]
+        headers = {"retry-after": str(max(1, math.ceil(min(waits))))} if waits else None
         raise UpstreamUnavailable(
             "no deployment of this model is available: every breaker is open or at its limits",
             status=503,
+            headers=headers,
         )
 
     async def _attempt(
@@ -148,10 +151,14 @@ class Execute:
                         await stream.aclose()
                         raise
                     ex.upstream, ex.chunks = stream, chunks
+                    # A stream's health verdict comes when it ends (api/gateway.py):
+                    # one that dies after its first chunk is a failure of this deployment.
+                    counts = False
                 else:
                     ex.reply = await dep.provider.complete(call)
             ok = True
             attempt.status = 200
+            ex.served = dep
         except TimeoutError as exc:
             attempt.error = "timeout"
             raise UpstreamTimeout("the upstream did not answer in time", code="first_byte") from exc

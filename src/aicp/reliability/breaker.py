@@ -68,6 +68,12 @@ class Breaker:
             return self._clock() - self.opened_at >= self.settings.open_s
         return self._probes_out < self.settings.half_open_probes
 
+    def reopens_in(self) -> float | None:
+        """Seconds until an open breaker lets probes through; None when not open."""
+        if self.state != OPEN:
+            return None
+        return max(0.0, self.opened_at + self.settings.open_s - self._clock())
+
     def record(self, ok: bool) -> None:
         if self.state == HALF_OPEN:
             if not ok:
