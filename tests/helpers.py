@@ -19,8 +19,11 @@ def make_settings(
 
     import yaml
 
+    data = dict(data or {})
+    # Each gateway gets its own data directory (database, key pepper) unless told otherwise.
+    data.setdefault("storage", {"data_dir": tempfile.mkdtemp(prefix="aicp-test-")})
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(data or {}, f)
+        yaml.safe_dump(data, f)
     return load_settings(f.name, env=env or {})
 
 

@@ -102,8 +102,20 @@ class ReliabilitySettings(_Strict):
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
 
 
+class StorageSettings(_Strict):
+    #: Where the embedded database, the key pepper and other local state live.
+    data_dir: str = ".aicp"
+    #: PostgreSQL in team mode (`AICP_DATABASE_URL`); SQLite in data_dir when unset.
+    database_url: str | None = Field(default=None, repr=False)
+    #: Redis for shared counters and cache invalidation (`AICP_REDIS_URL`).
+    redis_url: str | None = Field(default=None, repr=False)
+    #: Server-side pepper for key hashes (`AICP_KEY_PEPPER`); generated in data_dir when unset.
+    key_pepper: str | None = Field(default=None, repr=False)
+
+
 class Settings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     models: list[ModelSettings] = Field(default_factory=list)
     aliases: dict[str, str] = Field(default_factory=dict)
@@ -122,6 +134,13 @@ class Settings(_Strict):
 
 
 # --- loading -----------------------------------------------------------------
+
+_STORAGE_ENV = {
+    "data_dir": "AICP_DATA_DIR",
+    "database_url": "AICP_DATABASE_URL",
+    "redis_url": "AICP_REDIS_URL",
+    "key_pepper": "AICP_KEY_PEPPER",
+}
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
@@ -158,6 +177,13 @@ def load_settings(
             server["master_key"] = env["AICP_MASTER_KEY"]
         server.update({k: v for k, v in overrides.items() if v is not None})
         data["server"] = server
+    storage = data.get("storage") or {}
+    if isinstance(storage, dict):
+        storage = dict(storage)
+        for key, var in _STORAGE_ENV.items():
+            if env.get(var) and key not in storage:
+                storage[key] = env[var]
+        data["storage"] = storage
     data["source"] = source
     try:
         settings = Settings.model_validate(data)

@@ -5,16 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path as PathLib
+from typing import Any
 
+from aicp.accounting.auth import KeyAuthenticate
+from aicp.accounting.budgets import BudgetService, BudgetStage, SettleStage
+from aicp.accounting.keys import KeyService, load_pepper
+from aicp.accounting.prices import Prices
+from aicp.accounting.ratelimit import LimitsStage, MeterStage, RateLimiter
 from aicp.config import Settings
 from aicp.plane.execute import Execute
 from aicp.plane.path import Path
-from aicp.plane.stages import Authenticate, Passthrough, RouteStage
+from aicp.plane.stages import Passthrough, RouteStage
 from aicp.providers import registry
 from aicp.providers.base import Provider
 from aicp.providers.http import HttpClient
 from aicp.reliability.retry import RetryBudget
 from aicp.routing.router import Router
+from aicp.storage.db import Database, default_url
+from aicp.storage.migrate import upgrade
+from aicp.storage.redis import connect_redis
 
 log = logging.getLogger("aicp")
 
@@ -30,12 +40,22 @@ class AppState:
     router: Router
     path: Path
     budget: RetryBudget
+    db: Database
+    redis: Any
+    keys: KeyService
+    limiter: RateLimiter
+    budgets: BudgetService
+    prices: Prices
     ready: bool = False
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
         await self.http.aclose()
+        await self.keys.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.db.aclose()
 
 
 async def discover(providers: dict[str, Provider]) -> dict[str, list[str]]:
@@ -53,25 +73,58 @@ async def discover(providers: dict[str, Provider]) -> dict[str, list[str]]:
     return dict(pairs)
 
 
-def build_path(settings: Settings, router: Router, budget: RetryBudget) -> Path:
+@dataclass(slots=True)
+class Services:
+    """What the stages of the path are built from."""
+
+    router: Router
+    budget: RetryBudget
+    keys: KeyService
+    limiter: RateLimiter
+    budgets: BudgetService
+    prices: Prices
+
+
+def build_path(settings: Settings, sv: Services) -> Path:
     server = settings.server
     return Path(
         request=[
-            Authenticate(server.master_key, server.allow_forced_routes),
+            KeyAuthenticate(sv.keys, server.master_key, server.allow_forced_routes),
             Passthrough("classify"),
             Passthrough("guard_input"),
             Passthrough("policy"),
             Passthrough("recall"),
             Passthrough("compress"),
-            RouteStage(router),
-            Execute(settings.reliability, budget),
+            RouteStage(sv.router),
+            LimitsStage(sv.limiter),
+            BudgetStage(sv.budgets, sv.prices),
+            Execute(settings.reliability, sv.budget),
         ],
         response=[
             Passthrough("guard_output"),
+            SettleStage(sv.budgets, sv.prices),
+            MeterStage(sv.limiter),
             Passthrough("record"),
             Passthrough("learn"),
         ],
     )
+
+
+async def open_database(settings: Settings) -> Database:
+    """The database of `settings`, migrated to the current schema."""
+    db = Database(database_url(settings))
+    await upgrade(db)
+    return db
+
+
+def database_url(settings: Settings) -> str:
+    """AICP_DATABASE_URL, else SQLite in the data directory (created if missing)."""
+    storage = settings.storage
+    if storage.database_url:
+        return storage.database_url
+    data_dir = PathLib(storage.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return default_url(data_dir)
 
 
 async def create_state(settings: Settings, http: HttpClient | None = None) -> AppState:
@@ -80,4 +133,14 @@ async def create_state(settings: Settings, http: HttpClient | None = None) -> Ap
     catalog = await discover(providers)
     router = Router(settings, providers, catalog)
     budget = RetryBudget(settings.reliability)
-    return AppState(settings, http, providers, router, build_path(settings, router, budget), budget)
+    db = await open_database(settings)
+    redis = await connect_redis(settings.storage.redis_url)
+    keys = KeyService(db, redis, load_pepper(settings.storage))
+    await keys.start()
+    limiter = RateLimiter(redis)
+    budgets = BudgetService(db, redis)
+    prices = Prices(settings)
+    path = build_path(settings, Services(router, budget, keys, limiter, budgets, prices))
+    return AppState(
+        settings, http, providers, router, path, budget, db, redis, keys, limiter, budgets, prices
+    )

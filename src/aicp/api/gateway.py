@@ -52,6 +52,7 @@ class Endpoint:
         headers = header_dict(scope)
         rid = request_id(headers)
         state = self.state
+        ex: Exchange | None = None
         try:
             raw = await read_body(receive, headers, state.settings.server.max_body_bytes)
             body = parse_json(raw)
@@ -60,11 +61,11 @@ class Endpoint:
             ex = Exchange(rid, self.protocol, self.operation, body, headers, stream)
             await state.path.run(ex)
         except AicpError as err:
-            await self._fail(send, rid, err)
+            await self._fail(send, rid, err, ex)
             return
         except Exception:
             log.exception("request %s failed inside the gateway", rid)
-            await self._fail(send, rid, AicpError("internal error in the gateway"))
+            await self._fail(send, rid, AicpError("internal error in the gateway"), ex)
             return
         if ex.upstream is not None:
             await self._stream(ex, ex.upstream, receive, send)
@@ -73,9 +74,15 @@ class Endpoint:
             await self._reply(ex, ex.reply, send)
         await state.path.finish(ex)
 
-    async def _fail(self, send: Send, rid: str, err: AicpError) -> None:
-        headers = [JSON_TYPE, *extra_headers(rid, err.headers)]
+    async def _fail(self, send: Send, rid: str, err: AicpError, ex: Exchange | None) -> None:
+        more = err.headers if ex is None else {**ex.response_headers, **err.headers}
+        headers = [JSON_TYPE, *extra_headers(rid, more)]
         await send_bytes(send, err.status, error_body(err, self.protocol), headers)
+        if ex is not None:
+            # The response stages still run: a reservation taken before the failure
+            # (a budget, a token allowance) must be released, and the failure recorded.
+            ex.error = err
+            await self.state.path.finish(ex)
 
     async def _reply(self, ex: Exchange, reply: Reply, send: Send) -> None:
         ex.usage = reply.usage
@@ -87,7 +94,8 @@ class Endpoint:
             payload = dumps(completion_to_message(reply.data, ex.model))
         else:
             raise AssertionError(f"cannot encode a {reply.protocol} reply for {ex.protocol}")
-        await send_bytes(send, 200, payload, [JSON_TYPE, *extra_headers(ex.id)])
+        headers = [JSON_TYPE, *extra_headers(ex.id, ex.response_headers)]
+        await send_bytes(send, 200, payload, headers)
 
     async def _stream(self, ex: Exchange, upstream: Stream, receive: Receive, send: Send) -> None:
         encoder = None if upstream.passthrough else _encoder(ex)
@@ -97,25 +105,26 @@ class Endpoint:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*SSE_HEADERS, *extra_headers(ex.id)],
+                "headers": [*SSE_HEADERS, *extra_headers(ex.id, ex.response_headers)],
             }
         )
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
         failed: bool | None = False  # None: no verdict (the client left)
+        sent = 0
         try:
             first = ex.first
             if first is not None:
-                await send(
-                    {"type": "http.response.body", "body": _enc(first, encode), "more_body": True}
-                )
+                data = _enc(first, encode)
+                sent += len(data)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
             assert ex.chunks is not None
             async for item in ex.chunks:
                 if gone.is_set():
                     break
-                await send(
-                    {"type": "http.response.body", "body": _enc(item, encode), "more_body": True}
-                )
+                data = _enc(item, encode)
+                sent += len(data)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
             else:
                 if encoder is not None:
                     close = encoder.close()
@@ -131,6 +140,8 @@ class Endpoint:
             watcher.cancel()
             await upstream.aclose()
         ex.usage = upstream.usage
+        ex.streamed_bytes = sent
+        ex.abandoned = gone.is_set()
         if gone.is_set() and not failed:
             failed = None
         if ex.served is not None and failed is not None:

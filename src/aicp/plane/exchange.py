@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from aicp.errors import AicpError
 from aicp.protocol.jsonutil import Json
 from aicp.providers.base import Canonical, Reply, Stream, Usage
 
@@ -18,11 +19,24 @@ Mode = Literal["live", "simulate", "offline"]
 
 @dataclass(slots=True)
 class Principal:
-    """Who is asking. Virtual keys (identity issue) fill in more than this."""
+    """Who is asking: a virtual key and what it belongs to, or the master key."""
 
     key_id: str | None = None
+    #: The key's display form (e.g. "sk-aicp-Ab3d...x9Q"), never the key itself.
+    display: str | None = None
+    name: str | None = None
+    user_id: str | None = None
+    service_account_id: str | None = None
+    team_id: str | None = None
+    project_id: str | None = None
+    #: Model names, aliases and groups the key may use; empty means all.
+    models: tuple[str, ...] = ()
+    rpm: int | None = None
+    tpm: int | None = None
+    trust_level: int = 1
     is_admin: bool = False
     can_force_routes: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -73,6 +87,14 @@ class Exchange:
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    #: Headers every response carries, success or error (rate-limit state, ...).
+    response_headers: dict[str, str] = field(default_factory=dict)
+    #: Bytes of stream body sent to the client (bills an abandoned stream).
+    streamed_bytes: int = 0
+    #: Set by the gateway when the client went away before a stream ended.
+    abandoned: bool = False
+    #: The error the client was given, when the request failed (response stages see it).
+    error: AicpError | None = None
     #: What each stage decided, in order: (stage name, decision).
     trace: list[tuple[str, Any]] = field(default_factory=list)
 

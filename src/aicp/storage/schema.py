@@ -1,0 +1,171 @@
+"""The durable schema: one SQLAlchemy Core MetaData for every table.
+
+Alembic migrations (storage/migrations) create and change these tables; this
+module is what the code queries against. Money is stored as integer
+micro-dollars (1e-6 USD) so sums are exact in SQLite and PostgreSQL alike.
+Times are UTC epoch seconds (float) so SQLite and PostgreSQL compare alike.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: USD -> stored integer units.
+MICROS = 1_000_000
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("created_at", Float, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=True, unique=True),
+    Column("team_id", String(64), ForeignKey("teams.id", ondelete="SET NULL"), nullable=True),
+    #: "admin" (everything), "team_admin" (their team), "member"
+    Column("role", String(20), nullable=False, default="member"),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("created_at", Float, nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("team_id", String(64), ForeignKey("teams.id", ondelete="SET NULL"), nullable=True),
+    #: Labels the trust router and policies read (e.g. {"sensitivity": "confidential"}).
+    Column("labels", JSON, nullable=False, default=dict),
+    Column("created_at", Float, nullable=False),
+)
+
+service_accounts = Table(
+    "service_accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("team_id", String(64), ForeignKey("teams.id", ondelete="SET NULL"), nullable=True),
+    Column("project_id", String(64), ForeignKey("projects.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    #: HMAC-SHA256(pepper, key) in hex; the key itself is never stored.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    #: What people see to recognise a key, e.g. "sk-aicp-Ab3d…x9Q".
+    Column("display", String(40), nullable=False),
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column(
+        "service_account_id",
+        String(64),
+        ForeignKey("service_accounts.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("team_id", String(64), ForeignKey("teams.id", ondelete="SET NULL"), nullable=True),
+    Column("project_id", String(64), ForeignKey("projects.id", ondelete="SET NULL"), nullable=True),
+    #: Model names, aliases and groups this key may use; empty means all.
+    Column("models", JSON, nullable=False, default=list),
+    Column("rpm", Integer, nullable=True),
+    Column("tpm", Integer, nullable=True),
+    Column("trust_level", Integer, nullable=False, default=1),
+    Column("can_force_routes", Boolean, nullable=False, default=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("expires_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    #: Rotation: the key this one replaced; the old key stays valid until its expires_at.
+    Column("rotated_from", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    #: "key" | "user" | "team" | "project"
+    Column("scope", String(16), nullable=False),
+    Column("scope_id", String(64), nullable=False),
+    #: "daily" | "weekly" | "monthly" | "total"
+    Column("period", String(16), nullable=False),
+    Column("hard_limit_micros", BigInteger, nullable=True),
+    Column("soft_limit_micros", BigInteger, nullable=True),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("scope", "scope_id", "period", name="uq_budgets_scope_period"),
+)
+
+#: Live budget counters, one row per (budget, period window). Reservations are
+#: taken with one conditional UPDATE (spent + reserved + x <= limit), which is
+#: atomic in PostgreSQL and SQLite alike.
+budget_counters = Table(
+    "budget_counters",
+    metadata,
+    Column("budget_id", String(64), ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True),
+    Column("window_start", Float, primary_key=True),
+    Column("spent_micros", BigInteger, nullable=False, default=0),
+    Column("reserved_micros", BigInteger, nullable=False, default=0),
+)
+
+#: The spend ledger: one row per request that cost something (append-only).
+spend = Table(
+    "spend",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False),
+    Column("key_id", String(64), nullable=True),
+    Column("user_id", String(64), nullable=True),
+    Column("team_id", String(64), nullable=True),
+    Column("project_id", String(64), nullable=True),
+    Column("model", String(200), nullable=False),
+    Column("provider", String(100), nullable=True),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("cached_tokens", Integer, nullable=False, default=0),
+    Column("cost_micros", BigInteger, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Index("ix_spend_key_time", "key_id", "created_at"),
+    Index("ix_spend_team_time", "team_id", "created_at"),
+    Index("ix_spend_time", "created_at"),
+)
+
+#: Version counters other processes poll to invalidate in-process caches
+#: (e.g. "api_keys" bumps on every key change, so revocation spreads within a second).
+state_versions = Table(
+    "state_versions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False, default=0),
+)
