@@ -21,7 +21,9 @@ def make_settings(
 
     data = dict(data or {})
     # Each gateway gets its own data directory (database, key pepper) unless told otherwise.
-    data.setdefault("storage", {"data_dir": tempfile.mkdtemp(prefix="aicp-test-")})
+    storage = dict(data.get("storage") or {})
+    storage.setdefault("data_dir", tempfile.mkdtemp(prefix="aicp-test-"))
+    data["storage"] = storage
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(data, f)
     return load_settings(f.name, env=env or {})
@@ -39,6 +41,35 @@ def openai_settings(upstream: FakeUpstream, **extra: Any) -> Settings:
         },
         "reliability": {"backoff_base_s": 0.01, "backoff_max_s": 0.05},
     }
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return make_settings(data)
+
+
+def gateway_settings_for(
+    database_url: str | None,
+    redis_url: str | None = None,
+    upstream: FakeUpstream | None = None,
+    **extra: Any,
+) -> Settings:
+    """A gateway on this database and Redis (None: SQLite in a temp dir, counters in process).
+
+    With `upstream` its provider is `up` on the fake upstream (as `openai_settings`),
+    else `mock`, which serves `mock-1` with no server at all. `extra` merges into the
+    top-level sections as in `openai_settings`.
+    """
+    storage: dict[str, Any] = {}
+    if database_url:
+        storage["database_url"] = database_url
+    if redis_url:
+        storage["redis_url"] = redis_url
+    storage.update(extra.pop("storage", {}))
+    if upstream is not None:
+        return openai_settings(upstream, storage=storage, **extra)
+    data: dict[str, Any] = {"providers": {"mock": {"type": "mock"}}, "storage": storage}
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key] = {**data[key], **value}

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def clean_environ() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARS}
     env["PYTHONUNBUFFERED"] = "1"
+    # A gateway of its own: never the checkout's ./.aicp database or pepper.
+    env["AICP_DATA_DIR"] = tempfile.mkdtemp(prefix="aicp-cli-test-")
     return env
 
 

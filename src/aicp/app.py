@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from aicp.api import admin
+from aicp.accounting.auth import check_exposure
+from aicp.api import admin, identity, spend
 from aicp.api.asgi import Message, Receive, Scope, Send, header_dict, request_id
 from aicp.api.errors import error_body
 from aicp.api.gateway import Endpoint, Handler, Validator
@@ -42,6 +43,8 @@ class App:
                 Route("/v1/models", admin.models),
                 Route("/models", admin.models),
                 Route("/v1/providers/health", admin.providers_health),
+                *identity.routes,
+                *spend.routes,
                 # The hot paths are served above; these routes only answer a wrong
                 # method (405) and a request that arrives before start-up finished.
                 *(Route(path, _starting, methods=["POST"]) for path in HOT_PATHS),
@@ -52,6 +55,7 @@ class App:
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        check_exposure(self.settings)
         state = await create_state(self.settings)
         self.state = state
         app.state.aicp = state

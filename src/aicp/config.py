@@ -59,8 +59,9 @@ class DeploymentSettings(_Strict):
     model: str
     weight: float = Field(default=1.0, ge=0)
     priority: int = 0
-    #: Per-deployment limits: requests per minute and requests in flight.
+    #: Per-deployment limits: requests and tokens per minute, requests in flight.
     rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
     max_concurrency: int | None = Field(default=None, gt=0)
     input_cost_per_mtok: float = 0.0
     output_cost_per_mtok: float = 0.0

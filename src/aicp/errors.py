@@ -13,6 +13,7 @@
     |   +-- PolicyDenied            403
     |   +-- GuardrailBlocked        400
     |   +-- BudgetExceeded          429
+    |   +-- RateLimited             429 over an RPM or TPM limit (Retry-After says when)
     +-- UpstreamError               the provider failed (status is what the client sees)
         +-- UpstreamStatusError     the provider answered with an error status
         +-- UpstreamTimeout         504 connect, first byte, idle gap or deadline
@@ -109,6 +110,12 @@ class BudgetExceeded(DecisionError):
     status = 429
     kind = "rate_limit_error"
     code = "budget_exceeded"
+
+
+class RateLimited(DecisionError):
+    status = 429
+    kind = "rate_limit_error"
+    code = "rate_limit_exceeded"
 
 
 class UpstreamError(AicpError):

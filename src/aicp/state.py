@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from pathlib import Path as PathLib
 from typing import Any
 
 from aicp.accounting.auth import KeyAuthenticate
 from aicp.accounting.budgets import BudgetService, BudgetStage, SettleStage
 from aicp.accounting.keys import KeyService, load_pepper
 from aicp.accounting.prices import Prices
-from aicp.accounting.ratelimit import LimitsStage, MeterStage, RateLimiter
+from aicp.accounting.ratelimit import RateLimiter
+from aicp.accounting.ratelimit_stages import LimitsStage, MeterStage, deployment_limits
 from aicp.config import Settings
 from aicp.plane.execute import Execute
 from aicp.plane.path import Path
@@ -22,7 +22,8 @@ from aicp.providers.base import Provider
 from aicp.providers.http import HttpClient
 from aicp.reliability.retry import RetryBudget
 from aicp.routing.router import Router
-from aicp.storage.db import Database, default_url
+from aicp.storage.db import Database
+from aicp.storage.db import database_url as storage_url
 from aicp.storage.migrate import upgrade
 from aicp.storage.redis import connect_redis
 
@@ -53,6 +54,7 @@ class AppState:
             await provider.aclose()
         await self.http.aclose()
         await self.keys.aclose()
+        await self.budgets.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.aclose()
@@ -96,7 +98,7 @@ def build_path(settings: Settings, sv: Services) -> Path:
             Passthrough("recall"),
             Passthrough("compress"),
             RouteStage(sv.router),
-            LimitsStage(sv.limiter),
+            LimitsStage(sv.limiter, deployment_limits(settings)),
             BudgetStage(sv.budgets, sv.prices),
             Execute(settings.reliability, sv.budget),
         ],
@@ -119,12 +121,7 @@ async def open_database(settings: Settings) -> Database:
 
 def database_url(settings: Settings) -> str:
     """AICP_DATABASE_URL, else SQLite in the data directory (created if missing)."""
-    storage = settings.storage
-    if storage.database_url:
-        return storage.database_url
-    data_dir = PathLib(storage.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return default_url(data_dir)
+    return storage_url(settings.storage)
 
 
 async def create_state(settings: Settings, http: HttpClient | None = None) -> AppState:
@@ -139,6 +136,7 @@ async def create_state(settings: Settings, http: HttpClient | None = None) -> Ap
     await keys.start()
     limiter = RateLimiter(redis)
     budgets = BudgetService(db, redis)
+    await budgets.start()
     prices = Prices(settings)
     path = build_path(settings, Services(router, budget, keys, limiter, budgets, prices))
     return AppState(

@@ -262,12 +262,8 @@ def test_a_deployment_at_max_concurrency_is_skipped() -> None:
     assert [a.deployment for a in ex.attempts] == ["a/m1"]
 
 
-def test_a_deployment_over_its_rpm_is_skipped() -> None:
-    r = router(
-        models=[{"name": "x", "deployments": [dep("a", "m1", rpm=2), dep("b", "m2", priority=1)]}]
-    )
-    used = [run_chat(r, "x").attempts[0].deployment for _ in range(3)]
-    assert used == ["a/m1", "a/m1", "b/m2"]
+# A deployment over its rpm is skipped by the limits stage, not by execute: see
+# tests/accounting/test_ratelimit_stages.py (test_a_deployment_over_its_rpm_is_skipped).
 
 
 def test_every_deployment_at_its_limits_is_a_503() -> None:

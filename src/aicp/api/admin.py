@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import TYPE_CHECKING
 
@@ -10,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from aicp.api.errors import error_body
-from aicp.errors import AicpError, AuthenticationFailed, PermissionDenied
-from aicp.plane.stages import bearer
+from aicp.errors import AicpError
+from aicp.plane.exchange import Principal
 from aicp.protocol.jsonutil import dumps
 
 if TYPE_CHECKING:
@@ -33,17 +32,14 @@ def state_of(request: Request) -> AppState:
     return state
 
 
-def check_key(request: Request, admin: bool = False) -> None:
-    """Until virtual keys exist: when a master key is set, it is required here too."""
-    master = state_of(request).settings.server.master_key
-    if master is None:
-        return
-    headers = {k: v for k, v in request.headers.items()}
-    token = bearer(headers)
-    if token is None or not hmac.compare_digest(token.encode(), master.encode()):
-        if token is None:
-            raise AuthenticationFailed("no API key: send Authorization: Bearer <key>")
-        raise (PermissionDenied("admin only") if admin else AuthenticationFailed("invalid key"))
+async def check_key(request: Request, admin: bool = False) -> Principal:
+    """The caller's principal (api/authz.py); with `admin`, only an admin gets through."""
+    from aicp.api import authz
+
+    principal = await authz.caller(request)
+    if admin:
+        authz.require_admin(principal)
+    return principal
 
 
 async def health(request: Request) -> Response:
@@ -59,13 +55,16 @@ async def ready(request: Request) -> Response:
 
 async def models(request: Request) -> Response:
     try:
-        check_key(request)
+        principal = await check_key(request)
     except AicpError as err:
         return error_response(err)
     state = state_of(request)
     now = int(time.time())
     data = []
+    allowed = set(principal.models)
     for name in state.router.model_names():
+        if allowed and name not in allowed:
+            continue
         owner = name.split("/", 1)[0] if "/" in name else "aicp"
         data.append({"id": name, "object": "model", "created": now, "owned_by": owner})
     return json_response({"object": "list", "data": data})
@@ -73,7 +72,7 @@ async def models(request: Request) -> Response:
 
 async def providers_health(request: Request) -> Response:
     try:
-        check_key(request, admin=True)
+        await check_key(request, admin=True)
     except AicpError as err:
         return error_response(err)
     state = state_of(request)

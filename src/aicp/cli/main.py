@@ -12,11 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
+from aicp.cli.db import db_app
+from aicp.cli.keys import keys_app, teams_app
+from aicp.cli.spend import spend
 from aicp.errors import AicpError, ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="aicp: the AI control plane.")
 config_app = typer.Typer(no_args_is_help=True, help="Work with aicp.yaml files.")
 app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
+app.add_typer(teams_app, name="teams")
+app.add_typer(db_app, name="db")
+app.command(name="spend")(spend)
 
 DEFAULT_URL = "http://127.0.0.1:4000"
 UrlOpt = Annotated[str, typer.Option("--url", envvar="AICP_URL", help="The gateway's base URL.")]
@@ -36,6 +43,7 @@ def serve(
     """Start the gateway."""
     import uvicorn
 
+    from aicp.accounting.auth import check_exposure
     from aicp.app import create_app
     from aicp.config import load_settings
 
@@ -43,6 +51,7 @@ def serve(
         os.environ["AICP_CONFIG"] = str(config)
     try:
         settings = load_settings(config, host=host, port=port, workers=workers)
+        check_exposure(settings)
     except ConfigError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None

@@ -12,6 +12,8 @@ from aicp.protocol.jsonutil import Json
 from aicp.providers.base import Canonical, Reply, Stream, Usage
 
 if TYPE_CHECKING:
+    from aicp.accounting.budget_stages import Reservation
+    from aicp.accounting.ratelimit_stages import TokenHold
     from aicp.routing.router import Deployment, Route
 
 Mode = Literal["live", "simulate", "offline"]
@@ -37,6 +39,13 @@ class Principal:
     is_admin: bool = False
     can_force_routes: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: RPM/TPM limits of the key's user and team (their metadata's "rpm" and "tpm").
+    user_rpm: int | None = None
+    user_tpm: int | None = None
+    team_rpm: int | None = None
+    team_tpm: int | None = None
+    #: The owning user's role: "admin", "team_admin" (of `team_id`) or "member".
+    role: str = "member"
 
 
 @dataclass(slots=True)
@@ -86,9 +95,13 @@ class Exchange:
     served: Deployment | None = None
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
+    #: What the budget stage reserved; the settle stage settles or releases it.
+    reservation: Reservation | None = None
     timings: dict[str, float] = field(default_factory=dict)
     #: Headers every response carries, success or error (rate-limit state, ...).
     response_headers: dict[str, str] = field(default_factory=dict)
+    #: The tokens the limits stage charged; the meter stage corrects them.
+    token_hold: TokenHold | None = None
     #: Bytes of stream body sent to the client (bills an abandoned stream).
     streamed_bytes: int = 0
     #: Set by the gateway when the client went away before a stream ended.

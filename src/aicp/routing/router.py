@@ -143,7 +143,8 @@ class Router:
                 f"{self.settings.source}: model {owner!r} uses provider {d.provider!r}, "
                 f"which is not configured (have: {', '.join(sorted(self.providers))})"
             )
-        health = self.health_for(d.provider, d.model, d.rpm, d.max_concurrency)
+        # rpm is not the health's: the rate limiter enforces it, across processes too.
+        health = self.health_for(d.provider, d.model, None, d.max_concurrency)
         return Deployment(
             provider,
             d.model,

@@ -8,11 +8,19 @@ URLs get the async drivers (asyncpg, aiosqlite).
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from aicp.config import StorageSettings
+from aicp.errors import ConfigError
+
+#: The file the embedded database lives in, inside the data directory.
+SQLITE_FILE = "aicp.db"
 
 
 def async_url(url: str) -> str:
@@ -27,7 +35,24 @@ def async_url(url: str) -> str:
 
 
 def default_url(data_dir: Path) -> str:
-    return f"sqlite:///{data_dir / 'aicp.db'}"
+    return f"sqlite:///{data_dir / SQLITE_FILE}"
+
+
+def database_url(storage: StorageSettings) -> str:
+    """AICP_DATABASE_URL, else SQLite in the data directory (created if missing)."""
+    if storage.database_url:
+        return storage.database_url
+    data_dir = Path(storage.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return default_url(data_dir)
+
+
+def redacted(url: str) -> str:
+    """`url` with its password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
 
 
 class Database:
@@ -35,32 +60,54 @@ class Database:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
-        if not self.is_sqlite:
+        if self.is_sqlite:
+            _make_parent(self.url)
+        else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
-        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        try:
+            self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                f"database {redacted(self.url)}: driver {exc.name!r} is not installed "
+                "(PostgreSQL needs `pip install 'aicp[team]'`)"
+            ) from None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
-    def begin(self) -> Any:
-        """`async with db.begin() as conn:` one transaction."""
+    @property
+    def dialect(self) -> str:
+        """The dialect name: sqlite or postgresql."""
+        return self.engine.dialect.name
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """`async with db.begin() as conn:` one transaction, committed on success."""
         return self.engine.begin()
 
-    def connect(self) -> Any:
+    def connect(self) -> AsyncConnection:
+        """`async with db.connect() as conn:` a connection; commit yourself."""
         return self.engine.connect()
 
     async def aclose(self) -> None:
         await self.engine.dispose()
 
 
+def _make_parent(url: str) -> None:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets readers run beside the one writer; a busy timeout instead of
-    # "database is locked" when two processes write at once.
+    # The busy timeout first: switching a new file to WAL needs the write lock, and
+    # another process may hold it. WAL lets readers run beside the one writer;
+    # NORMAL sync is durable across a crash of the process (not of the machine) in
+    # WAL mode and saves an fsync per commit.
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=5000")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
-__all__ = ["AsyncConnection", "Database", "async_url", "default_url"]
+__all__ = ["AsyncConnection", "Database", "async_url", "database_url", "default_url", "redacted"]

@@ -143,7 +143,14 @@ budget_counters = Table(
 spend = Table(
     "spend",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: 64-bit: one row per request outgrows 2**31 within weeks at a few thousand requests a
+    #: second. SQLite keeps INTEGER, the only type it auto-increments (the rowid).
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     Column("request_id", String(128), nullable=False),
     Column("key_id", String(64), nullable=True),
     Column("user_id", String(64), nullable=True),

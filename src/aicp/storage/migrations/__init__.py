@@ -1,0 +1,1 @@
+"""Alembic migrations, run by `aicp.storage.migrate` (no alembic.ini needed)."""
