@@ -149,6 +149,12 @@ def test_budget_on_creation_makes_a_key_budget(gw: GatewayServer, admin: httpx.C
             (created["id"],),
         ).fetchall()
     assert rows == [("key", "daily", 2_500_000)]
+    rotated = admin.post(f"/admin/keys/{created['id']}/rotate").json()
+    with sqlite3.connect(db) as conn:
+        copied = conn.execute(
+            "select period, hard_limit_micros from budgets where scope_id = ?", (rotated["id"],)
+        ).fetchall()
+    assert copied == [("daily", 2_500_000)]
 
 
 def test_update_and_list_keys_with_filters(admin: httpx.Client) -> None:

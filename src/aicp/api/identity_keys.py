@@ -22,6 +22,7 @@ from aicp.api.admin import json_response
 from aicp.api.identity_http import body_of, endpoint, listing, path_id, query, state_of
 from aicp.errors import PermissionDenied
 from aicp.plane.exchange import Principal
+from aicp.storage.schema import MICROS, budgets
 
 if TYPE_CHECKING:
     from aicp.state import AppState
@@ -62,6 +63,22 @@ async def _team_admin_may(state: AppState, p: Principal, values: dict[str, Any])
 async def set_key_budget(state: AppState, key_id: str, period: str, usd: float) -> None:
     """A hard USD budget for a key, through the budget service."""
     await state.budgets.set_budget(scope="key", scope_id=key_id, period=period, hard_limit_usd=usd)
+
+
+async def _copy_budgets(state: AppState, old_id: str, new_id: str) -> None:
+    """The new key of a rotation gets the old key's budget definitions (not its spend)."""
+    where = (budgets.c.scope == "key") & (budgets.c.scope_id == old_id)
+    async with state.db.connect() as conn:
+        rows = list(await conn.execute(budgets.select().where(where)))
+    for b in rows:
+        hard, soft = b.hard_limit_micros, b.soft_limit_micros
+        await state.budgets.set_budget(
+            scope="key",
+            scope_id=new_id,
+            period=b.period,
+            hard_limit_usd=None if hard is None else hard / MICROS,
+            soft_limit_usd=None if soft is None else soft / MICROS,
+        )
 
 
 @endpoint
@@ -209,6 +226,7 @@ async def rotate_key(request: Request) -> Response:
     if done is None:
         raise not_found("key", row["id"])
     new, key = done
+    await _copy_budgets(state, row["id"], new["id"])
     await state.keys.changed()
     return json_response({**new, "key": key}, 201)
 

@@ -8,7 +8,9 @@ URLs get the async drivers (asyncpg, aiosqlite).
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+import sqlite3
+import time
+from contextlib import AbstractAsyncContextManager, closing
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +63,7 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
-            _make_parent(self.url)
+            _prepare_sqlite_file(self.url)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         try:
@@ -91,20 +93,40 @@ class Database:
         await self.engine.dispose()
 
 
-def _make_parent(url: str) -> None:
+def _prepare_sqlite_file(url: str) -> None:
+    """Create the file's directory and put the file in WAL mode, once, up front.
+
+    WAL is a property of the file. Switching to it takes an exclusive lock that
+    SQLite does not wait for (the busy timeout does not apply), so processes that
+    create the database at the same moment retry here, before any connection of
+    the pool exists, rather than fail on their first query.
+    """
     database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with closing(sqlite3.connect(database, timeout=5)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # The busy timeout first: switching a new file to WAL needs the write lock, and
-    # another process may hold it. WAL lets readers run beside the one writer;
-    # NORMAL sync is durable across a crash of the process (not of the machine) in
-    # WAL mode and saves an fsync per commit.
+    # WAL lets readers run beside the one writer (set on the file up front; this
+    # covers a file replaced since). NORMAL sync is durable across a crash of the
+    # process (not of the machine) in WAL mode and saves an fsync per commit. A busy
+    # timeout instead of "database is locked" when two processes write at once.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=5000")
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA journal_mode")
+    if cur.fetchone()[0] != "wal":
+        cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()

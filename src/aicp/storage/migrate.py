@@ -14,7 +14,11 @@ the schema at head and does nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -66,7 +70,7 @@ async def upgrade(db: Database) -> str:
     if before == target:
         return target
     _check_known(db, before)
-    async with db.begin() as conn:
+    async with _one_alembic_at_a_time(), db.begin() as conn:
         await _lock(conn)
         before = await conn.run_sync(_current)
         if before != target:
@@ -96,6 +100,24 @@ def _check_known(db: Database, revision: str | None) -> None:
             f"database {redacted(db.url)} is at schema revision {revision}, which this "
             f"version of aicp does not know (its newest is {head()}): upgrade aicp"
         )
+
+
+#: Alembic keeps the running migration's `op` and `context` in module globals, so
+#: two migrations in one process (two databases, or two threads) must not
+#: interleave. Process-wide, hence a module-level lock.
+_ALEMBIC = threading.Lock()
+
+
+@asynccontextmanager
+async def _one_alembic_at_a_time() -> AsyncIterator[None]:
+    # Polled rather than awaited in a thread (an asyncio.Event cannot span threads and
+    # loops): a cancelled waiter then holds nothing.
+    while not _ALEMBIC.acquire(blocking=False):  # noqa: ASYNC110 - see above
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        _ALEMBIC.release()
 
 
 async def _lock(conn: AsyncConnection) -> None:
