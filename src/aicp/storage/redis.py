@@ -26,7 +26,10 @@ async def connect_redis(url: str | None) -> Redis | None:
             "AICP_REDIS_URL is set but the redis package is not installed "
             "(`pip install 'aicp[team]'`)"
         ) from None
-    client = aioredis.from_url(url, decode_responses=False)
+    # A blocking pool: under a burst, commands wait for a connection instead of
+    # failing with "Too many connections" (redis-py's default pool fails fast).
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=200, timeout=10)
+    client = aioredis.Redis(connection_pool=pool, decode_responses=False)
     try:
         await client.ping()
     except Exception as exc:
