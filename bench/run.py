@@ -17,7 +17,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,12 +33,29 @@ PEERS = {
 }
 
 
-def matrix(name: str, out: Path, args: argparse.Namespace, cpu: str, workers: int) -> None:
-    aicp = ROOT / ".venv" / "bin" / "aicp"
+AICP = ROOT / ".venv" / "bin" / "aicp"
+BENCH_MASTER = "sk-bench-master-loopback-only"
+
+
+def matrix(
+    name: str,
+    out: Path,
+    args: argparse.Namespace,
+    cpu: str,
+    workers: int,
+    env: dict[str, str] | None = None,
+    headers: list[str] | None = None,
+) -> None:
+    env = {"AICP_DATA_DIR": tempfile.mkdtemp(prefix="aicp-bench-"), **(env or {})}
     cmd = (
-        f"exec env AICP_BENCH_UPSTREAM={{upstream}} {aicp} serve --config "
+        f"exec env AICP_BENCH_UPSTREAM={{upstream}} {AICP} serve --config "
         f"{ROOT / 'bench' / 'bench.yaml'} --port {{port}} --workers {workers} --log-level warning"
     )
+    extra: list[str] = []
+    for key, value in env.items():
+        extra += ["--gateway-env", f"{key}={value}"]
+    for header in headers or []:
+        extra += ["-H", header]
     subprocess.run(
         [
             sys.executable,
@@ -64,9 +83,67 @@ def matrix(name: str, out: Path, args: argparse.Namespace, cpu: str, workers: in
             "--ttfb",
             "--out",
             str(out),
+            *extra,
         ],
         check=True,
     )
+
+
+def identity_key(data_dir: str) -> str:
+    """A virtual key with a budget and rate limits, made through the admin API.
+
+    The identity run measures what authentication, budget reservation and
+    rate limiting add: every request carries this key, so all three run.
+    """
+    env = {
+        **os.environ,
+        "AICP_DATA_DIR": data_dir,
+        "AICP_MASTER_KEY": BENCH_MASTER,
+        "AICP_BENCH_UPSTREAM": "1",
+    }
+    port = "14077"
+    proc = subprocess.Popen(
+        [
+            str(AICP),
+            "serve",
+            "--config",
+            str(ROOT / "bench" / "bench.yaml"),
+            "--port",
+            port,
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/ready", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        body = json.dumps(
+            {
+                "name": "bench",
+                "rpm": 100_000_000,
+                "tpm": 1_000_000_000_000,
+                "budget_usd": 1_000_000,
+                "budget_period": "monthly",
+            }
+        ).encode()
+        req = urllib.request.Request(
+            base + "/admin/keys",
+            data=body,
+            method="POST",
+            headers={"authorization": f"Bearer {BENCH_MASTER}", "content-type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            key: str = json.loads(resp.read())["key"]
+        return key
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def peer(name: str, out: Path, args: argparse.Namespace) -> None:
@@ -168,12 +245,23 @@ def main() -> None:
     ap.add_argument("--peers", action="store_true", help="install and run LiteLLM and Portkey")
     ap.add_argument("--no-peers", action="store_true", help="skip the peers even when installed")
     ap.add_argument("--workers2", action="store_true", help="also run aicp --workers 2")
+    ap.add_argument(
+        "--identity",
+        action="store_true",
+        help="also run aicp with a virtual key that has a budget and rate limits",
+    )
     args = ap.parse_args()
     if not (HARNESS / "matrix.py").exists():
         sys.exit(f"bench harness not found at {HARNESS} (set AICP_BENCH_DIR)")
     out = ROOT / "bench" / "results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     matrix("aicp", out / "aicp", args, cpu="0", workers=1)
+    if args.identity:
+        data_dir = tempfile.mkdtemp(prefix="aicp-bench-identity-")
+        key = identity_key(data_dir)
+        env = {"AICP_DATA_DIR": data_dir, "AICP_MASTER_KEY": BENCH_MASTER}
+        headers = [f"Authorization: Bearer {key}"]
+        matrix("aicp-key", out / "aicp-key", args, "0", 1, env, headers)
     if args.workers2:
         matrix("aicp-2w", out / "aicp-2w", args, cpu="0,1", workers=2)
     for name, (_, marker) in PEERS.items():
