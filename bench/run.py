@@ -127,7 +127,7 @@ def identity_key(data_dir: str) -> str:
             {
                 "name": "bench",
                 "rpm": 100_000_000,
-                "tpm": 1_000_000_000_000,
+                "tpm": 2_000_000_000,
                 "budget_usd": 1_000_000,
                 "budget_period": "monthly",
             }

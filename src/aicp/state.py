@@ -138,6 +138,10 @@ async def create_state(settings: Settings, http: HttpClient | None = None) -> Ap
     budgets = BudgetService(db, redis)
     await budgets.start()
     prices = Prices(settings)
+    prices.warm(
+        (d for entry in router.entries.values() for d in entry.deployments),
+        any_priced_provider=any(not p.local for p in providers.values()),
+    )
     path = build_path(settings, Services(router, budget, keys, limiter, budgets, prices))
     return AppState(
         settings, http, providers, router, path, budget, db, redis, keys, limiter, budgets, prices

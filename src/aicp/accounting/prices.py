@@ -13,6 +13,7 @@ why costs here are computed in micro-dollars (the ledger's unit).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -86,6 +87,16 @@ class Prices:
                     old_in or d.input_cost_per_mtok,
                     old_out or d.output_cost_per_mtok,
                 )
+
+    def warm(self, deployments: Iterable[Deployment], any_priced_provider: bool) -> None:
+        """Resolve the configured deployments now: loading the price table takes
+        a noticeable fraction of a second, which must not land on a first request."""
+        if any_priced_provider:
+            from genai_prices.data_snapshot import get_snapshot
+
+            get_snapshot()
+        for dep in deployments:
+            self.rates(dep)
 
     def rates(self, dep: Deployment) -> Rates:
         rates = self._rates.get(dep.key)
