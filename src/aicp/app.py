@@ -25,7 +25,7 @@ from aicp.api.gateway import Endpoint, Handler, Validator
 from aicp.config import Settings, load_settings
 from aicp.errors import AicpError
 from aicp.protocol import validate
-from aicp.providers.base import ANTHROPIC, OPENAI
+from aicp.providers.base import ANTHROPIC, OPENAI, RESPONSES
 from aicp.state import AppState, create_state
 
 log = logging.getLogger("aicp")
@@ -84,6 +84,7 @@ class App:
 _ENDPOINTS: dict[str, tuple[str, str, Validator]] = {
     "/chat/completions": (OPENAI, "chat", validate.chat),
     "/embeddings": (OPENAI, "embeddings", validate.embeddings),
+    "/responses": (RESPONSES, "chat", validate.responses),
     "/messages": (ANTHROPIC, "chat", validate.messages),
     "/messages/count_tokens": (ANTHROPIC, "count_tokens", validate.count_tokens),
 }

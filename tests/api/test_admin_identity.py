@@ -13,6 +13,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+from starlette.routing import Route
 from typer.testing import CliRunner
 
 from aicp.cli.main import app as cli
@@ -244,6 +245,43 @@ def test_the_openapi_schema_covers_the_admin_api(gw: GatewayServer) -> None:
     for kind in ("users", "teams", "projects", "service-accounts"):
         assert {"get", "patch", "delete"} <= set(paths[f"/admin/{kind}/{{id}}"])
     assert "budget_usd" in schema["components"]["schemas"]["KeyCreate"]["properties"]
+    # Every /admin route of the app, derived from its routing table, is documented: a new
+    # route without an OpenAPI docstring fails here.
+    admin_routes = [
+        (route.path, method.lower())
+        for route in gw.app.web.routes
+        if isinstance(route, Route) and route.path.startswith("/admin")
+        for method in route.methods or ()
+        if method != "HEAD"
+    ]
+    assert len(admin_routes) >= 30 and ("/admin/spend", "get") in admin_routes
+    for path, method in admin_routes:
+        assert method in paths.get(path, {}), f"{method.upper()} {path} is not in /openapi.json"
+        operation = paths[path][method]
+        assert operation.get("summary") and operation.get("responses"), (path, method)
+    # The money routes: the request body's model, query parameters and error responses.
+    assert {"scope", "scope_id", "hard_limit_usd"} <= set(
+        schema["components"]["schemas"]["BudgetCreate"]["properties"]
+    )
+    create = paths["/admin/budgets"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/BudgetCreate"
+    }
+    expected_errors = {
+        ("/admin/budgets", "post"): {"401", "403", "422"},
+        ("/admin/budgets", "get"): {"401", "422"},
+        ("/admin/budgets/{id}", "get"): {"401", "404"},
+        ("/admin/budgets/{id}", "delete"): {"401", "403", "404"},
+        ("/admin/spend", "get"): {"401", "403", "422"},
+    }
+    for (path, method), codes in expected_errors.items():
+        assert codes <= set(paths[path][method]["responses"]), (path, method)
+    params = {p["name"] for p in paths["/admin/spend"]["get"]["parameters"]}
+    assert params == {"by", "since", "until"}
+    assert {p["name"] for p in paths["/admin/budgets"]["get"]["parameters"]} == {
+        "scope",
+        "scope_id",
+    }
 
 
 # --- without a master key ---------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each case builds a fresh world through the master key (two teams, a team
 admin of each, a member whose key is the target, another member, a user,
-project and service account in team A), then calls one endpoint as one role.
+project and service account in team A, a budget of team A and one of the target
+key), then calls one endpoint as one role.
 """
 
 from __future__ import annotations
@@ -22,9 +23,30 @@ MASTER = "sk-master-matrix"
 ROLES = ("admin", "team_admin", "other_team_admin", "key_owner", "other_key", "no_key")
 
 
+#: The mock provider's model with prices, so that requests show up in the spend ledger.
+PRICED = {
+    "name": "priced",
+    "deployments": [
+        {
+            "provider": "mock",
+            "model": "mock-1",
+            "input_cost_per_mtok": 1000.0,
+            "output_cost_per_mtok": 2000.0,
+        }
+    ],
+}
+
+
 @pytest.fixture(scope="module")
 def gw() -> Iterator[GatewayServer]:
-    with GatewayServer(make_settings({"server": {"master_key": MASTER}})) as server:
+    settings = make_settings(
+        {
+            "server": {"master_key": MASTER},
+            "providers": {"mock": {"type": "mock", "options": {"reply": "ok"}}},
+            "models": [PRICED],
+        }
+    )
+    with GatewayServer(settings) as server:
         yield server
 
 
@@ -64,10 +86,15 @@ def build(gw: GatewayServer) -> World:
         ids["sa"] = post("/admin/service-accounts", {"name": f"s-{tag}", "team_id": ids["team"]})[
             "id"
         ]
+        team_budget = {"scope": "team", "scope_id": ids["team"], "hard_limit_usd": 100}
+        ids["team_budget"] = post("/admin/budgets", team_budget)["id"]
+        key_budget = {"scope": "key", "scope_id": ids["key"], "hard_limit_usd": 10}
+        ids["key_budget"] = post("/admin/budgets", key_budget)["id"]
     return World(ids, keys)
 
 
-A, T, OT, K = "admin", "team_admin", "other_team_admin", "key_owner"
+A, T, OT, K, OK = "admin", "team_admin", "other_team_admin", "key_owner", "other_key"
+KEYED = {A, T, OT, K, OK}
 
 #: (name, method, path, body, roles allowed); paths and bodies take the world's ids.
 CASES: list[tuple[str, str, str, dict[str, Any] | None, set[str]]] = [
@@ -98,7 +125,37 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, set[str]]] = [
     ("sa.update", "PATCH", "/admin/service-accounts/{sa}", {"name": "z-{tag}"}, {A}),
     ("sa.delete", "DELETE", "/admin/service-accounts/{sa}", None, {A}),
     ("providers.health", "GET", "/v1/providers/health", None, {A}),
+    # Budgets: only an admin sets or deletes one (so no key raises its own limits). Reading
+    # is narrowed per caller (see the tests below): a team admin reads their team's budget,
+    # a key the budgets of its own key, user, team and project.
+    (
+        "budget.create",
+        "POST",
+        "/admin/budgets",
+        {"scope": "key", "scope_id": "{key}", "hard_limit_usd": 1000},
+        {A},
+    ),
+    (
+        "budget.create_team",
+        "POST",
+        "/admin/budgets",
+        {"scope": "team", "scope_id": "{team}", "period": "daily", "hard_limit_usd": 1000},
+        {A},
+    ),
+    ("budget.list", "GET", "/admin/budgets", None, KEYED),
+    ("budget.list_scoped", "GET", "/admin/budgets?scope=team&scope_id={team}", None, KEYED),
+    ("budget.get_team", "GET", "/admin/budgets/{team_budget}", None, {A, T, K, OK}),
+    ("budget.get_key", "GET", "/admin/budgets/{key_budget}", None, {A, K}),
+    ("budget.delete", "DELETE", "/admin/budgets/{key_budget}", None, {A}),
+    ("budget.delete_team", "DELETE", "/admin/budgets/{team_budget}", None, {A}),
+    # Spend: every key gets a report, narrowed to what it may see (tests below).
+    ("spend.report", "GET", "/admin/spend", None, KEYED),
+    ("spend.by_team", "GET", "/admin/spend?by=team&since=2020-01-01", None, KEYED),
 ]
+
+#: Cases whose handler hides what the caller may not see: a denied key gets 404, as for an
+#: id that does not exist, rather than 403.
+HIDDEN = {"budget.get_team", "budget.get_key"}
 
 
 def _fill(value: Any, ids: dict[str, str]) -> Any:
@@ -129,6 +186,9 @@ def test_authorization_matrix(
     resp = httpx.request(method, gw.url + _fill(path, ids), json=_fill(body, ids), headers=headers)
     if role in allowed:
         assert resp.status_code in (200, 201), f"{name} as {role}: {resp.text}"
+    elif name in HIDDEN and key is not None:
+        assert resp.status_code == 404, f"{name} as {role}: {resp.text}"
+        assert resp.json()["error"]["type"] == "not_found_error"
     else:
         expected = 401 if key is None else 403
         assert resp.status_code == expected, f"{name} as {role}: {resp.text}"
@@ -185,3 +245,81 @@ def test_a_key_owner_reads_only_itself_and_cannot_raise_its_limits(
             assert c.patch(f"/admin/keys/{world.ids['key']}", json=change).status_code == 403
         assert c.get("/admin/keys").status_code == 403
         assert c.post(f"/admin/keys/{world.ids['key']}/rotate").status_code == 403
+
+
+# --- budgets and spend: what each role sees -----------------------------------------------------
+
+CHAT = {"model": "priced", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_each_role_lists_only_the_budgets_it_may_see(gw: GatewayServer, world: World) -> None:
+    ours = {world.ids["team_budget"]: "team", world.ids["key_budget"]: "key"}
+    expected = {
+        "admin": {"team", "key"},
+        "team_admin": {"team"},
+        "other_team_admin": set(),
+        "key_owner": {"team", "key"},
+        "other_key": {"team"},
+    }
+    for role, seen in expected.items():
+        with _as(gw, world, role) as c:
+            resp = c.get("/admin/budgets")
+            assert resp.status_code == 200, resp.text
+            listed = {ours[b["id"]] for b in resp.json()["data"] if b["id"] in ours}
+            assert listed == seen, role
+            # Asking for a budget by scope does not widen what is shown.
+            other = c.get("/admin/budgets", params={"scope": "key", "scope_id": world.ids["key"]})
+            assert other.status_code == 200
+            shown = {b["id"] for b in other.json()["data"]}
+            assert (world.ids["key_budget"] in shown) == ("key" in seen), role
+    with _as(gw, world, "other_team_admin") as c:
+        assert c.get("/admin/budgets", params={"scope_id": world.ids["team"]}).json()["data"] == []
+
+
+def test_no_key_raises_or_removes_its_own_budget(gw: GatewayServer, world: World) -> None:
+    raise_key = {"scope": "key", "scope_id": world.ids["key"], "hard_limit_usd": 10**6}
+    raise_team = {"scope": "team", "scope_id": world.ids["team"], "hard_limit_usd": 10**6}
+    for role in ("key_owner", "team_admin", "other_key"):
+        with _as(gw, world, role) as c:
+            assert c.post("/admin/budgets", json=raise_key).status_code == 403, role
+            assert c.post("/admin/budgets", json=raise_team).status_code == 403, role
+            for budget in ("key_budget", "team_budget"):
+                assert c.delete(f"/admin/budgets/{world.ids[budget]}").status_code == 403
+    with _as(gw, world, "key_owner") as c:
+        own = c.patch(f"/admin/keys/{world.ids['key']}", json={"budget_usd": 10**6})
+        assert own.status_code == 403
+    with _as(gw, world, "admin") as c:
+        budgets = {b["id"]: b for b in c.get("/admin/budgets").json()["data"]}
+    assert budgets[world.ids["key_budget"]]["hard_limit_usd"] == 10
+    assert budgets[world.ids["team_budget"]]["hard_limit_usd"] == 100
+
+
+def test_each_role_reads_only_the_spend_it_may_see(gw: GatewayServer, world: World) -> None:
+    spenders = ("key_owner", "other_key", "other_team_admin")
+    for role in spenders:
+        with _as(gw, world, role) as c:
+            assert c.post("/v1/chat/completions", json=CHAT).status_code == 200, role
+
+    def report(role: str, by: str) -> dict[str, Any]:
+        with _as(gw, world, role) as c:
+            resp = c.get("/admin/spend", params={"by": by})
+        assert resp.status_code == 200, resp.text
+        data: dict[str, Any] = resp.json()
+        return data
+
+    ours = {world.ids[f"{role}_key"] for role in spenders}
+    expected = {
+        "key_owner": {world.ids["key_owner_key"]},
+        "other_key": {world.ids["other_key_key"]},
+        "team_admin": {world.ids["key_owner_key"], world.ids["other_key_key"]},
+        "other_team_admin": {world.ids["other_team_admin_key"]},
+    }
+    for role, keys in expected.items():
+        rows = report(role, "key")["data"]
+        assert {r["key"] for r in rows} == keys, role
+        # Grouped otherwise, the report still counts only those keys' requests.
+        assert sum(r["requests"] for r in report(role, "team")["data"]) == len(keys), role
+        assert sum(r["requests"] for r in report(role, "model")["data"]) == len(keys), role
+    by_team = report("team_admin", "team")["data"]
+    assert [r["team"] for r in by_team] == [world.ids["team"]]
+    assert ours <= {r["key"] for r in report("admin", "key")["data"]}

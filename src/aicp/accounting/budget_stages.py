@@ -36,7 +36,7 @@ DEFAULT_MAX_OUTPUT = 4096
 #: Stream bytes per completion token, for a stream that ended without usage: a
 #: chunk carries about one token inside ~100-200 bytes of JSON and SSE framing
 #: (measured on our encoders; see docs/decisions.md). Errs towards billing less.
-STREAM_BYTES_PER_TOKEN = {"openai": 150, "anthropic": 110}
+STREAM_BYTES_PER_TOKEN = {"openai": 150, "anthropic": 110, "openai-responses": 200}
 
 
 @dataclass(slots=True)

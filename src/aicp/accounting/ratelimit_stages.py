@@ -95,10 +95,7 @@ def estimate_cost(ex: Exchange) -> int:
         return 0
     if ex.operation == "embeddings":
         return estimate_tokens(body.get("input") or "")
-    n = estimate_request_tokens(body)
-    for name in ("input", "instructions"):  # the Responses API's prompt
-        if body.get(name):
-            n += estimate_tokens(body[name])
+    n = estimate_request_tokens(body)  # the Responses API's input and instructions included
     for name in _OUTPUT_CAPS:
         cap = body.get(name)
         if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:

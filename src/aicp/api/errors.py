@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aicp.errors import AicpError
 from aicp.protocol.jsonutil import dumps
-from aicp.providers.base import ANTHROPIC
+from aicp.providers.base import ANTHROPIC, RESPONSES
 
 #: Anthropic's error `type`s (docs "Errors"); OpenAI uses our `kind` as `type`.
 _ANTHROPIC_TYPE = {
@@ -42,8 +42,20 @@ def error_body(err: AicpError, protocol: str) -> bytes:
     return dumps(error_payload(err, protocol))
 
 
-def stream_error_event(err: AicpError, protocol: str) -> bytes:
-    """The last event of a stream that failed after it started."""
+def stream_error_event(err: AicpError, protocol: str, sequence_number: int = 0) -> bytes:
+    """The last event of a stream that failed after it started.
+
+    A Responses stream ends with an `error` event numbered after the last event sent.
+    """
+    if protocol == RESPONSES:
+        event = {
+            "type": "error",
+            "code": err.code or err.kind,
+            "message": err.message,
+            "param": err.param,
+            "sequence_number": sequence_number,
+        }
+        return b"event: error\ndata: " + dumps(event) + b"\n\n"
     body = error_body(err, protocol)
     if protocol == ANTHROPIC:
         return b"event: error\ndata: " + body + b"\n\n"

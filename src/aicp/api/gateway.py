@@ -30,7 +30,7 @@ from aicp.errors import AicpError, UpstreamUnavailable
 from aicp.plane.exchange import Exchange
 from aicp.protocol.jsonutil import Json, dumps
 from aicp.protocol.validate import parse_json
-from aicp.providers.base import ANTHROPIC, OPENAI, Reply, Stream
+from aicp.providers.base import ANTHROPIC, OPENAI, RESPONSES, Reply, Stream
 
 if TYPE_CHECKING:
     from aicp.state import AppState
@@ -92,6 +92,10 @@ class Endpoint:
             from aicp.protocol.anthropic import completion_to_message
 
             payload = dumps(completion_to_message(reply.data, ex.model))
+        elif ex.protocol == RESPONSES:
+            from aicp.protocol.responses import completion_to_response
+
+            payload = dumps(completion_to_response(reply.data, ex.model, ex.body))
         else:
             raise AssertionError(f"cannot encode a {reply.protocol} reply for {ex.protocol}")
         headers = [JSON_TYPE, *extra_headers(ex.id, ex.response_headers)]
@@ -129,13 +133,13 @@ class Endpoint:
                 if encoder is not None:
                     close = encoder.close()
         except AicpError as err:
-            close = stream_error_event(err, ex.protocol)
+            close = stream_error_event(err, ex.protocol, _next_sequence(encoder))
             ex.trace.append(("execute", {"stream_error": err.message}))
             failed = True
         except Exception:
             log.exception("stream %s failed inside the gateway", ex.id)
             failure = UpstreamUnavailable("the stream failed inside the gateway")
-            close = stream_error_event(failure, ex.protocol)
+            close = stream_error_event(failure, ex.protocol, _next_sequence(encoder))
         finally:
             watcher.cancel()
             await upstream.aclose()
@@ -172,10 +176,20 @@ def _encoder(ex: Exchange) -> Encoder:
         from aicp.protocol.openai import ChunkEncoder
 
         return ChunkEncoder(ex.body)
+    if ex.protocol == RESPONSES:
+        from aicp.protocol.responses import StreamEncoder as ResponsesEncoder
+
+        return ResponsesEncoder(ex.body)
     from aicp.protocol.anthropic import StreamEncoder
 
     encoder: Encoder = StreamEncoder(ex.body)
     return encoder
+
+
+def _next_sequence(encoder: Encoder | None) -> int:
+    """The number the error event continues with (Responses events are numbered)."""
+    value = getattr(encoder, "sequence_number", 0)
+    return value if isinstance(value, int) else 0
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:

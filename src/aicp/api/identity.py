@@ -2,7 +2,8 @@
 
 JSON in and out, errors in OpenAI's format; roles in api/authz.py. The
 OpenAPI schema at /openapi.json is built from the docstrings of every
-Starlette route (after `---`) and the request models of identity_models.
+Starlette route (after `---`) and the request models of identity_models
+(and api/spend.py's BudgetCreate).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.schemas import SchemaGenerator
 from aicp.api import identity_models as m
 from aicp.api.identity_entities import ENTITY_ROUTES
 from aicp.api.identity_keys import KEY_ROUTES
+from aicp.api.spend import BudgetCreate
 
 _MODELS: tuple[type[m.Body], ...] = (
     m.KeyCreate,
@@ -31,6 +33,7 @@ _MODELS: tuple[type[m.Body], ...] = (
     m.ProjectUpdate,
     m.ServiceAccountCreate,
     m.ServiceAccountUpdate,
+    BudgetCreate,
 )
 
 

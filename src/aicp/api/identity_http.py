@@ -68,15 +68,21 @@ def path_id(request: Request) -> str:
     return ident
 
 
+def id_param(request: Request, name: str) -> str | None:
+    """An id from the query string, or None; malformed -> 422."""
+    value = request.query_params.get(name)
+    if value is not None and not _IDENT.fullmatch(value):
+        raise RequestError(f"{name}: not a valid id", status=422, param=name)
+    return value
+
+
 def query(request: Request, *names: str) -> tuple[dict[str, str], int, int]:
     """Filters (ids), limit and offset from the query string; malformed -> 422."""
     params = request.query_params
     filters = {}
     for name in names:
-        value = params.get(name)
+        value = id_param(request, name)
         if value is not None:
-            if not _IDENT.fullmatch(value):
-                raise RequestError(f"{name}: not a valid id", status=422, param=name)
             filters[name] = value
     try:
         limit = int(params.get("limit", "100"))

@@ -20,7 +20,7 @@ from aicp.accounting.budgets import Budget
 from aicp.accounting.spend import GROUPS
 from aicp.api.admin import json_response
 from aicp.api.authz import caller, is_admin, require_admin
-from aicp.api.identity_http import body_of, endpoint, path_id, state_of
+from aicp.api.identity_http import body_of, endpoint, id_param, path_id, state_of
 from aicp.api.identity_models import Body, Ident
 from aicp.errors import PermissionDenied, RequestError
 from aicp.plane.exchange import Principal
@@ -51,20 +51,20 @@ async def create_budget(request: Request) -> Response:
     """Create a budget, or change the limits of the one with that scope, id and period.
     ---
     summary: Set a budget (admin)
+    description: >-
+      Only an admin sets budgets, so no key can raise its own limits. Setting the
+      budget of an existing (scope, scope_id, period) changes its limits.
+    tags: [budgets]
     requestBody:
+      required: true
       content:
         application/json:
-          schema:
-            type: object
-            required: [scope, scope_id]
-            properties:
-              scope: {type: string, enum: [key, user, team, project]}
-              scope_id: {type: string}
-              period: {type: string, enum: [daily, weekly, monthly, total]}
-              hard_limit_usd: {type: number}
-              soft_limit_usd: {type: number}
+          schema: {$ref: '#/components/schemas/BudgetCreate'}
     responses:
-      201: {description: The budget with its current window.}
+      201: {description: "The budget and its window: spent_usd, remaining_usd, resets_at."}
+      401: {description: No valid API key.}
+      403: {description: Not an admin.}
+      422: {description: "Unknown scope or period, malformed scope_id, or a negative limit."}
     """
     require_admin(await caller(request))
     body = await body_of(request, BudgetCreate)
@@ -80,11 +80,19 @@ async def list_budgets(request: Request) -> Response:
     """Budgets the caller may see, each with its current window's spend.
     ---
     summary: List budgets
+    description: >-
+      An admin sees every budget; a team admin also sees their team's budget; any
+      other key sees the budgets of its own key, user, team and project.
+    tags: [budgets]
     parameters:
-      - {name: scope, in: query, schema: {type: string}}
-      - {name: scope_id, in: query, schema: {type: string}}
+      - {name: scope, in: query, schema: {type: string, enum: [key, user, team, project]}}
+      - name: scope_id
+        in: query
+        schema: {type: string, pattern: '^[A-Za-z0-9_.-]{1,64}$'}
     responses:
-      200: {description: "{data: [budget]}"}
+      200: {description: "{data: [budget]}, each budget with its current window."}
+      401: {description: No valid API key.}
+      422: {description: An unknown scope or a malformed scope_id.}
     """
     p = await caller(request)
     sv = state_of(request).budgets
@@ -92,9 +100,7 @@ async def list_budgets(request: Request) -> Response:
     scope = params.get("scope")
     if scope is not None and scope not in ("key", "user", "team", "project"):
         raise RequestError("scope: one of key, user, team, project", status=422, param="scope")
-    scope_id = params.get("scope_id")
-    if scope_id is not None and len(scope_id) > 64:
-        raise RequestError("scope_id: at most 64 characters", status=422, param="scope_id")
+    scope_id = id_param(request, "scope_id")
     found = [b for b in await sv.list_budgets(scope, scope_id) if _may_read(p, b)]
     return json_response({"data": [await sv.status(b) for b in found]})
 
@@ -104,9 +110,13 @@ async def get_budget(request: Request) -> Response:
     """One budget with its current window: spent, reserved, remaining, reset time.
     ---
     summary: Get a budget
+    tags: [budgets]
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
     responses:
-      200: {description: The budget.}
-      404: {description: No such budget.}
+      200: {description: The budget with its current window.}
+      401: {description: No valid API key.}
+      404: {description: "No such budget, or one the caller may not see (not told apart)."}
     """
     p = await caller(request)
     sv = state_of(request).budgets
@@ -120,9 +130,14 @@ async def get_budget(request: Request) -> Response:
 async def delete_budget(request: Request) -> Response:
     """Delete a budget (admin).
     ---
-    summary: Delete a budget
+    summary: Delete a budget (admin)
+    tags: [budgets]
+    parameters:
+      - {name: id, in: path, required: true, schema: {type: string}}
     responses:
-      200: {description: Deleted.}
+      200: {description: "{id, deleted: true}"}
+      401: {description: No valid API key.}
+      403: {description: Not an admin.}
       404: {description: No such budget.}
     """
     require_admin(await caller(request))
@@ -137,12 +152,30 @@ async def spend_report(request: Request) -> Response:
     """Spend from the ledger, grouped by key, user, team, project, model or UTC day.
     ---
     summary: Spend report
+    description: >-
+      An admin sees all spend; a team admin the spend of their team; any other key
+      only its own.
+    tags: [spend]
     parameters:
-      - {name: by, in: query, schema: {type: string, enum: [key, user, team, project, model, day]}}
-      - {name: since, in: query, description: epoch seconds or ISO date/time (UTC)}
-      - {name: until, in: query, description: epoch seconds or ISO date/time (UTC)}
+      - name: by
+        in: query
+        schema: {type: string, enum: [key, user, team, project, model, day], default: key}
+      - name: since
+        in: query
+        description: Start (inclusive), epoch seconds or ISO date/time (UTC when no zone).
+        schema: {type: string}
+      - name: until
+        in: query
+        description: End (exclusive), epoch seconds or ISO date/time (UTC when no zone).
+        schema: {type: string}
     responses:
-      200: {description: "{by, since, until, total_usd, data: [row]}"}
+      200:
+        description: >-
+          {by, since, until, total_usd, total_micros, data: [{<by>, requests,
+          prompt_tokens, completion_tokens, cached_tokens, cost_micros, ...}]}
+      401: {description: No valid API key.}
+      403: {description: A caller with no key of its own to narrow the report to.}
+      422: {description: "An unknown `by`, or a `since`/`until` that is not a time."}
     """
     p = await caller(request)
     params = request.query_params
@@ -194,7 +227,9 @@ def _time(value: str | None, name: str) -> float | None:
 
 
 def _not_found() -> RequestError:
-    return RequestError("no such budget", status=404, code="not_found")
+    err = RequestError("no such budget", status=404, code="not_found")
+    err.kind = "not_found_error"  # as for every other missing object of the admin API
+    return err
 
 
 routes: list[Route] = [

@@ -71,7 +71,7 @@ class Attempt:
 @dataclass(slots=True)
 class Exchange:
     id: str
-    protocol: str  # ingress protocol: "openai" | "anthropic"
+    protocol: str  # ingress protocol: "openai" | "openai-responses" | "anthropic"
     operation: str  # "chat" | "embeddings" | "count_tokens"
     body: Json
     headers: dict[str, str]  # the client's headers that stages may read, lower-case names

@@ -16,7 +16,13 @@ import math
 import time
 
 from aicp.config import ReliabilitySettings
-from aicp.errors import UpstreamError, UpstreamStatusError, UpstreamTimeout, UpstreamUnavailable
+from aicp.errors import (
+    InvalidRequest,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from aicp.plane.exchange import Attempt, Exchange
 from aicp.protocol.tokens import estimate_request_tokens
 from aicp.providers.base import Call, Canonical, Reply, Timeouts, Usage
@@ -167,6 +173,10 @@ class Execute:
             attempt.error = err.message
             # A client error says nothing about the deployment's health.
             counts = err.retryable
+            raise
+        except InvalidRequest:
+            # A body this provider's protocol cannot express (found while translating).
+            counts = False
             raise
         except asyncio.CancelledError:
             # Nor does a request cancelled from outside; it must not use up a probe either.

@@ -18,9 +18,9 @@ def estimate_tokens(value: Any) -> int:
 
 
 def estimate_request_tokens(body: dict[str, Any]) -> int:
-    """Prompt tokens of a chat or messages body: messages, system and tools."""
+    """Prompt tokens of a chat, messages or Responses body: its prompt, system and tools."""
     total = 0
-    for key in ("system", "messages", "tools"):
+    for key in ("system", "instructions", "messages", "input", "tools"):
         value = body.get(key)
         if value:
             total += estimate_tokens(value)

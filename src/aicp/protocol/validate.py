@@ -168,6 +168,61 @@ def _anthropic_messages(body: Json) -> None:
     _opt(body, "tools", list, "an array")
 
 
+_RESPONSES_ROLES = frozenset({"user", "assistant", "system", "developer"})
+#: Responses fields that stand in for `input` (a stored prompt or conversation at OpenAI).
+_INPUT_SOURCES = ("input", "previous_response_id", "conversation", "prompt")
+
+
+def responses(body: Json) -> None:
+    """OpenAI Responses API."""
+    _model(body)
+    if all(body.get(key) is None for key in _INPUT_SOURCES):
+        raise InvalidRequest("'input' is a required property", param="input")
+    _opt(body, "input", (str, list), "a string or an array of input items")
+    items = body.get("input")
+    for i, item in enumerate(items if isinstance(items, list) else ()):
+        _input_item(i, item)
+    _opt(body, "instructions", str, "a string")
+    _opt(body, "stream", bool, "a boolean")
+    _opt(body, "max_output_tokens", int, "an integer")
+    _opt(body, "temperature", (int, float), "a number")
+    _opt(body, "top_p", (int, float), "a number")
+    _opt(body, "tools", list, "an array")
+    _opt(body, "tool_choice", (str, dict), "a string or an object")
+    _opt(body, "text", dict, "an object")
+    _opt(body, "reasoning", dict, "an object")
+    _opt(body, "metadata", dict, "an object")
+    _opt(body, "parallel_tool_calls", bool, "a boolean")
+    _opt(body, "user", str, "a string")
+    for i, tool in enumerate(body.get("tools") or ()):
+        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+            raise InvalidRequest(f"tools[{i}] must be an object with a 'type'", param=f"tools[{i}]")
+        if tool["type"] == "function" and not isinstance(tool.get("name"), str):
+            raise InvalidRequest(
+                f"tools[{i}].name is required for a function tool", param=f"tools[{i}].name"
+            )
+    value = body.get("max_output_tokens")
+    if isinstance(value, int) and value < 1:
+        raise InvalidRequest("'max_output_tokens' must be at least 1", param="max_output_tokens")
+
+
+def _input_item(i: int, item: Any) -> None:
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"input[{i}] must be an object", param=f"input[{i}]")
+    if item.get("type", "message") != "message":
+        return  # function calls, their outputs, reasoning: checked where they are translated
+    if item.get("role") not in _RESPONSES_ROLES:
+        raise InvalidRequest(
+            f"input[{i}].role must be one of {', '.join(sorted(_RESPONSES_ROLES))}",
+            param=f"input[{i}].role",
+        )
+    if not isinstance(item.get("content"), str | list):
+        raise InvalidRequest(
+            f"input[{i}].content must be a string or an array of content parts",
+            param=f"input[{i}].content",
+        )
+
+
 def embeddings(body: Json) -> None:
     _model(body)
     value = _need(body, "input", (str, list), "a string or an array")

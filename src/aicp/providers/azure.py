@@ -3,6 +3,8 @@
 The upstream model name is the deployment name; every request carries an
 `api-version` query parameter and the key in an `api-key` header (Azure does
 not read `Authorization` for key auth). Bodies pass through as for OpenAI.
+The Responses API is served only by Azure's v1 surface, `/openai/v1/responses`,
+with the deployment name as the body's model and no api-version.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class AzureProvider(OpenAIProvider):
         # An endpoint copied with its "/openai" suffix still means the resource root.
         self.base_url = self.base_url.removesuffix("/openai")
         self.api_version = settings.api_version or DEFAULT_API_VERSION
+        self.responses = True
         self.headers.pop("authorization", None)
         if settings.api_key:
             self.headers["api-key"] = settings.api_key
@@ -36,6 +39,8 @@ class AzureProvider(OpenAIProvider):
         return f"AzureProvider(name={self.name!r}, endpoint={self.base_url!r})"
 
     def url(self, call: Call, path: str) -> str:
+        if path == "/responses":
+            return f"{self.base_url}/openai/v1/responses"
         deployment = quote(call.model, safe="")
         return (
             f"{self.base_url}/openai/deployments/{deployment}{path}"

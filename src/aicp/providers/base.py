@@ -1,7 +1,7 @@
 """The one protocol every provider implements, and the values it trades in.
 
 A provider receives a `Call` whose body is in the *ingress* protocol (what the
-client sent: "openai" or "anthropic"). When that equals the provider's native
+client sent: "openai", "openai-responses" or "anthropic"). When that equals the provider's native
 protocol, the provider sends the body through with only the model rewritten
 and returns the upstream bytes untouched (`Reply.protocol == call.ingress`).
 Otherwise it translates from the canonical form (`call.openai()`: OpenAI chat
@@ -20,6 +20,8 @@ from aicp.protocol.jsonutil import Json
 #: Wire protocols spoken at ingress and by providers.
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
+#: OpenAI's Responses API (`POST /v1/responses`): native to OpenAI and Azure only.
+RESPONSES = "openai-responses"
 
 
 @dataclass(slots=True)
@@ -62,6 +64,10 @@ class Canonical:
                 from aicp.protocol.anthropic import messages_to_chat
 
                 self._value = messages_to_chat(self._body)
+            elif self._ingress == RESPONSES:
+                from aicp.protocol.responses import responses_to_chat
+
+                self._value = responses_to_chat(self._body)
             else:
                 self._value = self._body
         return self._value

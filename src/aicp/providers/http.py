@@ -281,6 +281,9 @@ class DataLineTap:
 
     __slots__ = ("_partial", "usage")
 
+    #: The longest line kept while it is incomplete (a longer one loses its head).
+    max_line = 65536
+
     def __init__(self) -> None:
         self.usage = Usage()
         self._partial = b""
@@ -289,7 +292,7 @@ class DataLineTap:
         if self._partial:
             chunk = self._partial + chunk
         cut = chunk.rfind(b"\n") + 1
-        self._partial = chunk[cut:][-65536:]
+        self._partial = chunk[cut:][-self.max_line :]
         if b'"usage"' not in chunk[:cut]:
             return
         for line in chunk[:cut].split(b"\n"):

@@ -1,4 +1,9 @@
-"""OpenAI and every OpenAI-compatible server (presets are data, see presets.py)."""
+"""OpenAI and every OpenAI-compatible server (presets are data, see presets.py).
+
+Chat and embeddings bodies from an OpenAI client pass through. A Responses
+client's body passes through to `/responses` when the vendor serves that API
+(the preset's `responses`); otherwise it is translated to chat completions.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from aicp.errors import ConfigError, UpstreamUnavailable
 from aicp.protocol import sse
 from aicp.protocol.jsonutil import Json, dumps, loads
 from aicp.protocol.openai import strip_extensions
-from aicp.providers.base import OPENAI, Call, Reply, Usage, usage_from_openai
+from aicp.protocol.responses import usage_from_responses
+from aicp.providers.base import OPENAI, RESPONSES, Call, Reply, Usage, usage_from_openai
 from aicp.providers.http import ByteStream, DataLineTap, HttpClient, TranslatedStream
 from aicp.providers.presets import PRESETS, Preset
 
@@ -30,6 +36,7 @@ class OpenAIProvider:
         self.http = http
         self.settings = settings
         self.drop_params = preset.drop_params
+        self.responses = preset.responses
         self.headers = {"content-type": "application/json", **preset.headers, **settings.headers}
         if settings.api_key:
             self.headers["authorization"] = f"Bearer {settings.api_key}"
@@ -45,8 +52,12 @@ class OpenAIProvider:
             return self.headers
         return {**self.headers, "traceparent": tp}
 
+    def native_responses(self, call: Call) -> bool:
+        """A Responses request this upstream answers in its own Responses API."""
+        return self.responses and call.ingress == RESPONSES
+
     def body_for(self, call: Call) -> Json:
-        if call.ingress == OPENAI:
+        if call.ingress == OPENAI or self.native_responses(call):
             body = call.passthrough_body()
         else:
             body = strip_extensions(call.openai())
@@ -58,6 +69,14 @@ class OpenAIProvider:
     # --- the Provider protocol ----------------------------------------------
 
     async def complete(self, call: Call) -> Reply:
+        if self.native_responses(call):
+            raw, data = await self.http.post_json(
+                self.url(call, "/responses"),
+                self.body_for(call),
+                self.request_headers(call),
+                call.timeouts,
+            )
+            return Reply(RESPONSES, data, usage_from_responses(data.get("usage")), raw=raw)
         raw, data = await self.http.post_json(
             self.url(call, "/chat/completions"),
             self.body_for(call),
@@ -72,6 +91,18 @@ class OpenAIProvider:
     async def stream(self, call: Call) -> ByteStream | TranslatedStream:
         body = self.body_for(call)
         body["stream"] = True
+        if self.native_responses(call):
+            resp = await self.http.request(
+                "POST",
+                self.url(call, "/responses"),
+                body=dumps(body),
+                headers=self.request_headers(call),
+                timeouts=call.timeouts,
+            )
+            responses_tap = ResponsesUsageTap()
+            stream = ByteStream(resp, RESPONSES, call.timeouts.idle, responses_tap.feed)
+            stream.usage = responses_tap.usage
+            return stream
         passthrough = call.ingress == OPENAI
         if not passthrough:
             # Translation needs usage for the client's final event.
@@ -150,6 +181,31 @@ class UsageTap(DataLineTap):
             return
         if isinstance(data, dict) and isinstance(data.get("usage"), dict):
             u = usage_from_openai(data["usage"])
+            self.usage.prompt_tokens = u.prompt_tokens
+            self.usage.completion_tokens = u.completion_tokens
+            self.usage.cached_tokens = u.cached_tokens
+
+
+class ResponsesUsageTap(DataLineTap):
+    """Usage of a pass-through Responses stream, from its final event.
+
+    `response.completed` (or `.incomplete`, `.failed`) carries the whole response,
+    output included, on one line; usage comes after the output, so the line is
+    kept whole up to a generous size.
+    """
+
+    __slots__ = ()
+
+    max_line = 8 * 1024 * 1024
+
+    def _line(self, payload: bytes) -> None:
+        try:
+            data = loads(payload)
+        except ValueError:
+            return
+        response = data.get("response") if isinstance(data, dict) else None
+        if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+            u = usage_from_responses(response["usage"])
             self.usage.prompt_tokens = u.prompt_tokens
             self.usage.completion_tokens = u.completion_tokens
             self.usage.cached_tokens = u.cached_tokens

@@ -19,10 +19,13 @@ class Preset:
     drop_params: frozenset[str] = frozenset()
     #: Runs on the user's own machine or network (allowed in offline mode).
     local: bool = False
+    #: Serves OpenAI's Responses API (`POST /responses`): a Responses client's body is
+    #: passed through; for a vendor without it the body is translated to chat completions.
+    responses: bool = False
 
 
 PRESETS: dict[str, Preset] = {
-    "openai": Preset("https://api.openai.com/v1", key_env="OPENAI_API_KEY"),
+    "openai": Preset("https://api.openai.com/v1", key_env="OPENAI_API_KEY", responses=True),
     "ollama": Preset("http://127.0.0.1:11434/v1", local=True),
     "vllm": Preset("http://127.0.0.1:8000/v1", local=True),
     "lmstudio": Preset("http://127.0.0.1:1234/v1", local=True),

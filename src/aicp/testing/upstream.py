@@ -1,7 +1,7 @@
 """A fake LLM upstream on a real loopback server, with fault injection.
 
 Each wire format registers its routes from its own module (`fake_openai`,
-`fake_anthropic`, `fake_gemini`, `fake_bedrock`). Every request is recorded
+`fake_responses`, `fake_anthropic`, `fake_gemini`, `fake_bedrock`). Every request is recorded
 (`requests`), and `fault(...)` queues a misbehaviour for the next matching
 requests: an error status with Retry-After, a delay before the headers, a
 stall between stream chunks, or a connection cut after N chunks.
@@ -21,6 +21,7 @@ from aiohttp import web
 
 _ROUTE_MODULES = (
     "aicp.testing.fake_openai",
+    "aicp.testing.fake_responses",
     "aicp.testing.fake_anthropic",
     "aicp.testing.fake_gemini",
     "aicp.testing.fake_bedrock",
