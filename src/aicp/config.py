@@ -114,6 +114,43 @@ class StorageSettings(_Strict):
     key_pepper: str | None = Field(default=None, repr=False)
 
 
+class ReceiptSettings(_Strict):
+    #: The log's name in its checkpoints (C2SP tlog-checkpoint "origin" line).
+    origin: str = "aicp.local/receipts"
+    #: Ed25519 private key for checkpoints: a path to a PEM (PKCS#8) file, or
+    #: `AICP_RECEIPTS_SIGNING_KEY`. When unset, one is made in the data directory.
+    signing_key: str | None = Field(default=None, repr=False)
+    #: Seconds between automatic checkpoints (when the log grew); 0 turns them off.
+    checkpoint_interval_s: float = Field(default=60.0, ge=0)
+    #: What is kept of request and response bodies: "full", "redacted" (JSON structure
+    #: kept, text and data replaced by their length) or "none".
+    bodies: Literal["full", "redacted", "none"] = "full"
+    #: Days bodies are kept; the receipts (which commit to their hashes) stay. 0 = forever.
+    body_retention_days: float = Field(default=30.0, ge=0)
+    #: Wait for the receipt's commit before the response completes (the durable default).
+    durable: bool = True
+    #: Group commit: at most this many receipts per transaction.
+    max_batch: int = Field(default=256, ge=1)
+
+
+class LoggingSettings(_Strict):
+    #: "json" (production), "console" (readable), or "auto": console on a terminal.
+    format: Literal["auto", "json", "console"] = "auto"
+    level: str = "INFO"
+    #: One line per request (`llm.request.completed` / `failed`) at INFO.
+    requests: bool = True
+    #: Log request and response bodies at DEBUG. Off by default: bodies hold user data.
+    bodies: bool = False
+
+
+class ObservabilitySettings(_Strict):
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    #: Prometheus metrics at GET /metrics.
+    metrics: bool = True
+    #: Events a WebSocket consumer may have queued before it is dropped as too slow.
+    event_queue: int = Field(default=1000, ge=1)
+
+
 class Settings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -122,6 +159,8 @@ class Settings(_Strict):
     aliases: dict[str, str] = Field(default_factory=dict)
     groups: dict[str, GroupSettings] = Field(default_factory=dict)
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
+    receipts: ReceiptSettings = Field(default_factory=ReceiptSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     #: Where the settings came from, for messages.
     source: str = "<defaults>"
 
@@ -185,6 +224,13 @@ def load_settings(
             if env.get(var) and key not in storage:
                 storage[key] = env[var]
         data["storage"] = storage
+    _env_section(data, ("receipts",), {"signing_key": "AICP_RECEIPTS_SIGNING_KEY"}, env)
+    _env_section(
+        data,
+        ("observability", "logging"),
+        {"format": "AICP_LOG_FORMAT", "level": "AICP_LOG_LEVEL"},
+        env,
+    )
     data["source"] = source
     try:
         settings = Settings.model_validate(data)
@@ -192,6 +238,24 @@ def load_settings(
         raise ConfigError(_describe(exc, source, lines)) from exc
     _check_providers_exist(settings, lines)
     return settings
+
+
+def _env_section(
+    data: dict[str, Any], path: tuple[str, ...], names: dict[str, str], env: Mapping[str, str]
+) -> None:
+    """Environment variables fill keys the file left unset (the file wins)."""
+    if not any(env.get(var) for var in names.values()):
+        return
+    node = data
+    for part in path:
+        child = node.get(part) or {}
+        if not isinstance(child, dict):
+            return  # left for validation to report with its line
+        node[part] = child = dict(child)
+        node = child
+    for key, var in names.items():
+        if env.get(var) and key not in node:
+            node[key] = env[var]
 
 
 def _check_providers_exist(settings: Settings, lines: Mapping[tuple[str | int, ...], int]) -> None:

@@ -14,6 +14,7 @@ from aicp.accounting.prices import Prices
 from aicp.accounting.ratelimit import RateLimiter
 from aicp.accounting.ratelimit_stages import LimitsStage, MeterStage, deployment_limits
 from aicp.config import Settings
+from aicp.observability.events import EventBus
 from aicp.plane.execute import Execute
 from aicp.plane.path import Path
 from aicp.plane.stages import Passthrough, RouteStage
@@ -47,6 +48,7 @@ class AppState:
     limiter: RateLimiter
     budgets: BudgetService
     prices: Prices
+    events: EventBus
     ready: bool = False
 
     async def aclose(self) -> None:
@@ -85,6 +87,7 @@ class Services:
     limiter: RateLimiter
     budgets: BudgetService
     prices: Prices
+    events: EventBus
 
 
 def build_path(settings: Settings, sv: Services) -> Path:
@@ -125,6 +128,7 @@ def database_url(settings: Settings) -> str:
 
 
 async def create_state(settings: Settings, http: HttpClient | None = None) -> AppState:
+    events = EventBus()
     http = http or HttpClient()
     providers = {name: registry.create(name, ps, http) for name, ps in settings.providers.items()}
     catalog = await discover(providers)
@@ -142,7 +146,20 @@ async def create_state(settings: Settings, http: HttpClient | None = None) -> Ap
         (d for entry in router.entries.values() for d in entry.deployments),
         any_priced_provider=any(not p.local for p in providers.values()),
     )
-    path = build_path(settings, Services(router, budget, keys, limiter, budgets, prices))
+    services = Services(router, budget, keys, limiter, budgets, prices, events)
+    path = build_path(settings, services)
     return AppState(
-        settings, http, providers, router, path, budget, db, redis, keys, limiter, budgets, prices
+        settings,
+        http,
+        providers,
+        router,
+        path,
+        budget,
+        db,
+        redis,
+        keys,
+        limiter,
+        budgets,
+        prices,
+        events,
     )

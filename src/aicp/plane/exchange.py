@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -68,6 +69,11 @@ class Attempt:
         }
 
 
+def new_receipt_id() -> str:
+    """Unique and time-ordered (milliseconds first), so ids sort by time and index well."""
+    return f"rcpt_{time.time_ns() // 1_000_000:012x}{os.urandom(8).hex()}"
+
+
 @dataclass(slots=True)
 class Exchange:
     id: str
@@ -110,6 +116,28 @@ class Exchange:
     error: AicpError | None = None
     #: What each stage decided, in order: (stage name, decision).
     trace: list[tuple[str, Any]] = field(default_factory=list)
+    #: The receipt's id, sent as `x-aicp-receipt-id` on every response.
+    receipt_id: str = field(default_factory=new_receipt_id)
+    #: UTC epoch seconds when the request arrived.
+    wall_start: float = field(default_factory=time.time)
+    #: The request body as the client sent it (hashed into the receipt, kept by policy).
+    raw: bytes = b""
+    #: The response body (a reply's payload) or None for a stream; what was hashed.
+    response_hash: str | None = None
+    #: perf_counter when the first body byte of a stream went to the client.
+    first_byte_at: float | None = None
+    #: Each stage that ran: (name, start, end) in perf_counter seconds.
+    stage_times: list[tuple[str, float, float]] = field(default_factory=list)
+    #: Set by the record stage: resolves when the receipt is committed.
+    durable: Awaitable[None] | None = None
+    #: HTTP status the client was given.
+    status: int = 200
+
+    @property
+    def ttft_ms(self) -> float | None:
+        if self.first_byte_at is None:
+            return None
+        return (self.first_byte_at - self.started) * 1000
 
     @property
     def model(self) -> str:

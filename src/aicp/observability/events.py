@@ -1,0 +1,154 @@
+"""The event bus: producers emit typed events and never know who listens.
+
+Every stage of the request path, the breakers, the budgets and the admin API
+emit here; logs, metrics, the WebSocket stream and the Redis fan-out are
+subscribers. A subscriber is a plain callable that must not block: it runs
+inside `emit`, on the producer's task. One that raises is logged (once per
+subscriber) and skipped, so a consumer can never fail a request.
+
+`emit` costs one truthiness check when nobody listens, which keeps the
+bus free on the hot path of a gateway with no consumers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("aicp.events")
+
+#: The taxonomy (docs/events.md): type -> what it means. `emit` refuses other types,
+#: so a typo in a producer fails its tests instead of silently emitting nothing useful.
+EVENT_TYPES: dict[str, str] = {
+    "llm.request.started": "a request was authenticated and entered the path",
+    "llm.request.completed": "a request was answered (its receipt is committed)",
+    "llm.request.failed": "a request ended with an error sent to the client",
+    "route.decided": "the route stage chose a target and its fallback chain",
+    "route.fallback": "execute moved on to the next deployment of the chain",
+    "route.retry": "execute retried a deployment after a retryable failure",
+    "policy.denied": "policy forbade every route of a request",
+    "policy.override": "an admin forced a route or bypassed a policy",
+    "guardrail.triggered": "a guardrail flagged, redacted or blocked content",
+    "breaker.opened": "a deployment's circuit breaker opened",
+    "breaker.half_open": "an open breaker lets probes through",
+    "breaker.closed": "a deployment's circuit breaker closed again",
+    "budget.soft_limit": "spend reached a budget's soft limit",
+    "budget.exceeded": "a request was refused by a hard budget limit",
+    "ratelimit.exceeded": "a request was refused by an RPM or TPM limit",
+    "key.created": "a virtual key was created",
+    "key.updated": "a virtual key was changed",
+    "key.rotated": "a virtual key was rotated",
+    "key.revoked": "a virtual key was revoked",
+    "receipt.checkpoint": "a signed checkpoint of the receipt log was issued",
+    "config.reloaded": "configuration or policy files were reloaded",
+}
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    type: str
+    #: UTC epoch seconds.
+    time: float
+    data: dict[str, Any] = field(default_factory=dict)
+    #: What WebSocket filters and authorization look at.
+    request_id: str | None = None
+    key_id: str | None = None
+    team_id: str | None = None
+    model: str | None = None
+    #: The process that emitted it (the Redis fan-out skips its own events).
+    origin: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "time": self.time,
+            "request_id": self.request_id,
+            "key_id": self.key_id,
+            "team_id": self.team_id,
+            "model": self.model,
+            "origin": self.origin,
+            "data": self.data,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        return cls(
+            type=str(d["type"]),
+            time=float(d["time"]),
+            data=dict(d.get("data") or {}),
+            request_id=d.get("request_id"),
+            key_id=d.get("key_id"),
+            team_id=d.get("team_id"),
+            model=d.get("model"),
+            origin=str(d.get("origin") or ""),
+        )
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """In-process publish/subscribe; `remote` subscribers also hear other processes."""
+
+    def __init__(self, origin: str | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.origin = origin or f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.clock = clock
+        self._local: list[Subscriber] = []
+        self._remote: list[Subscriber] = []
+        self._broken: set[int] = set()
+
+    def subscribe(self, fn: Subscriber, *, remote: bool = False) -> Callable[[], None]:
+        """Call `fn` for every event emitted here (and, with `remote`, fanned in from
+        other processes). Returns the function that unsubscribes."""
+        self._local.append(fn)
+        if remote:
+            self._remote.append(fn)
+
+        def unsubscribe() -> None:
+            for subs in (self._local, self._remote):
+                if fn in subs:
+                    subs.remove(fn)
+
+        return unsubscribe
+
+    @property
+    def listening(self) -> bool:
+        return bool(self._local)
+
+    def emit(
+        self,
+        type: str,
+        data: dict[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        key_id: str | None = None,
+        team_id: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r} (add it to EVENT_TYPES)")
+        if not self._local:
+            return
+        event = Event(
+            type, self.clock(), data or {}, request_id, key_id, team_id, model, self.origin
+        )
+        self._dispatch(self._local, event)
+
+    def deliver_remote(self, event: Event) -> None:
+        """An event from another process (the Redis fan-out): remote subscribers only,
+        so that counters such as metrics never count it twice."""
+        if event.origin != self.origin:
+            self._dispatch(self._remote, event)
+
+    def _dispatch(self, subs: list[Subscriber], event: Event) -> None:
+        for fn in tuple(subs):
+            try:
+                fn(event)
+            except Exception:
+                if id(fn) not in self._broken:
+                    self._broken.add(id(fn))
+                    log.exception("event subscriber %r failed; later failures are silent", fn)
