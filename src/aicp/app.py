@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aicp.accounting.auth import check_exposure
-from aicp.api import admin, identity, spend
+from aicp.api import admin, identity, receipts, spend
 from aicp.api.asgi import Message, Receive, Scope, Send, header_dict, request_id
 from aicp.api.errors import error_body
 from aicp.api.gateway import Endpoint, Handler, Validator
@@ -45,6 +45,7 @@ class App:
                 Route("/v1/providers/health", admin.providers_health),
                 *identity.routes,
                 *spend.routes,
+                *receipts.routes,
                 # The hot paths are served above; these routes only answer a wrong
                 # method (405) and a request that arrives before start-up finished.
                 *(Route(path, _starting, methods=["POST"]) for path in HOT_PATHS),

@@ -18,6 +18,7 @@
         +-- UpstreamStatusError     the provider answered with an error status
         +-- UpstreamTimeout         504 connect, first byte, idle gap or deadline
         +-- UpstreamUnavailable     502/503 connection refused, reset, breaker open
+    +-- ReceiptNotRecorded          503 the receipt log could not commit (durable mode)
 
 One handler (`aicp.api.errors`) turns any of these into the client's own wire
 format: OpenAI `{"error": {...}}` or Anthropic `{"type": "error", ...}`.
@@ -166,3 +167,8 @@ _KIND_BY_STATUS = {
     429: "rate_limit_error",
     529: "overloaded_error",
 }
+
+
+class ReceiptNotRecorded(AicpError):
+    status = 503
+    code = "receipt_not_recorded"

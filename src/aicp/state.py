@@ -15,14 +15,20 @@ from aicp.accounting.ratelimit import RateLimiter
 from aicp.accounting.ratelimit_stages import LimitsStage, MeterStage, deployment_limits
 from aicp.config import Settings
 from aicp.observability.events import EventBus
+from aicp.observability.fanout import RedisFanout
+from aicp.plane.announce import Started
 from aicp.plane.execute import Execute
 from aicp.plane.path import Path
 from aicp.plane.stages import Passthrough, RouteStage
 from aicp.providers import registry
 from aicp.providers.base import Provider
 from aicp.providers.http import HttpClient
+from aicp.receipts.log import ReceiptLog
+from aicp.receipts.signing import load_signer
+from aicp.receipts.stage import RecordStage
 from aicp.reliability.retry import RetryBudget
-from aicp.routing.router import Router
+from aicp.reliability.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
+from aicp.routing.router import BreakerListener, Router
 from aicp.storage.db import Database
 from aicp.storage.db import database_url as storage_url
 from aicp.storage.migrate import upgrade
@@ -49,7 +55,10 @@ class AppState:
     budgets: BudgetService
     prices: Prices
     events: EventBus
+    receipts: ReceiptLog
     ready: bool = False
+    #: Events to and from the other gateway processes, when Redis is configured.
+    fanout: RedisFanout | None = None
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
@@ -57,6 +66,9 @@ class AppState:
         await self.http.aclose()
         await self.keys.aclose()
         await self.budgets.aclose()
+        await self.receipts.aclose()
+        if self.fanout is not None:
+            await self.fanout.stop()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.aclose()
@@ -88,6 +100,7 @@ class Services:
     budgets: BudgetService
     prices: Prices
     events: EventBus
+    receipts: ReceiptLog
 
 
 def build_path(settings: Settings, sv: Services) -> Path:
@@ -95,24 +108,49 @@ def build_path(settings: Settings, sv: Services) -> Path:
     return Path(
         request=[
             KeyAuthenticate(sv.keys, server.master_key, server.allow_forced_routes),
+            Started(sv.events),
             Passthrough("classify"),
             Passthrough("guard_input"),
             Passthrough("policy"),
             Passthrough("recall"),
             Passthrough("compress"),
-            RouteStage(sv.router),
-            LimitsStage(sv.limiter, deployment_limits(settings)),
-            BudgetStage(sv.budgets, sv.prices),
-            Execute(settings.reliability, sv.budget),
+            RouteStage(sv.router, sv.events),
+            LimitsStage(sv.limiter, deployment_limits(settings), sv.events),
+            BudgetStage(sv.budgets, sv.prices, sv.events),
+            Execute(settings.reliability, sv.budget, sv.events),
         ],
         response=[
             Passthrough("guard_output"),
-            SettleStage(sv.budgets, sv.prices),
+            SettleStage(sv.budgets, sv.prices, sv.events),
             MeterStage(sv.limiter),
-            Passthrough("record"),
+            RecordStage(sv.receipts, settings.receipts),
             Passthrough("learn"),
         ],
     )
+
+
+_BREAKER_EVENTS = {OPEN: "breaker.opened", HALF_OPEN: "breaker.half_open", CLOSED: "breaker.closed"}
+
+
+def breaker_events(events: EventBus) -> BreakerListener:
+    """Breaker changes -> `breaker.opened`, `breaker.half_open`, `breaker.closed`."""
+
+    def changed(deployment: str, breaker: Breaker, previous: str) -> None:
+        if not events.listening:
+            return
+        data: dict[str, Any] = {
+            "deployment": deployment,
+            "previous": previous,
+            "trips": breaker.trips,
+        }
+        if breaker.state == OPEN:
+            total, failed = breaker.counts()
+            data.update(window_requests=total, window_failures=failed)
+            data["open_s"] = breaker.settings.open_s
+        model = deployment.partition("/")[2] or None
+        events.emit(_BREAKER_EVENTS[breaker.state], data, model=model)
+
+    return changed
 
 
 async def open_database(settings: Settings) -> Database:
@@ -132,7 +170,7 @@ async def create_state(settings: Settings, http: HttpClient | None = None) -> Ap
     http = http or HttpClient()
     providers = {name: registry.create(name, ps, http) for name, ps in settings.providers.items()}
     catalog = await discover(providers)
-    router = Router(settings, providers, catalog)
+    router = Router(settings, providers, catalog, on_breaker=breaker_events(events))
     budget = RetryBudget(settings.reliability)
     db = await open_database(settings)
     redis = await connect_redis(settings.storage.redis_url)
@@ -146,9 +184,13 @@ async def create_state(settings: Settings, http: HttpClient | None = None) -> Ap
         (d for entry in router.entries.values() for d in entry.deployments),
         any_priced_provider=any(not p.local for p in providers.values()),
     )
-    services = Services(router, budget, keys, limiter, budgets, prices, events)
+    rs = settings.receipts
+    signer = load_signer(rs.signing_key, settings.storage.data_dir, rs.origin)
+    receipts = ReceiptLog(db, signer, rs, events)
+    receipts.start()
+    services = Services(router, budget, keys, limiter, budgets, prices, events, receipts)
     path = build_path(settings, services)
-    return AppState(
+    state = AppState(
         settings,
         http,
         providers,
@@ -162,4 +204,9 @@ async def create_state(settings: Settings, http: HttpClient | None = None) -> Ap
         budgets,
         prices,
         events,
+        receipts,
     )
+    if redis is not None:
+        state.fanout = RedisFanout(events, redis)
+        state.fanout.start()
+    return state

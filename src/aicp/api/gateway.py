@@ -9,7 +9,9 @@ started become the stream's own error event, then the stream ends.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -26,11 +28,13 @@ from aicp.api.asgi import (
     send_bytes,
 )
 from aicp.api.errors import error_body, stream_error_event
-from aicp.errors import AicpError, UpstreamUnavailable
+from aicp.errors import AicpError, ReceiptNotRecorded, UpstreamUnavailable
 from aicp.plane.exchange import Exchange
+from aicp.plane.outcome import outcome
 from aicp.protocol.jsonutil import Json, dumps
 from aicp.protocol.validate import parse_json
 from aicp.providers.base import ANTHROPIC, OPENAI, RESPONSES, Reply, Stream
+from aicp.receipts.build import body_hash
 
 if TYPE_CHECKING:
     from aicp.state import AppState
@@ -47,42 +51,84 @@ class Endpoint:
         self.protocol = protocol
         self.operation = operation
         self.validate = validate
+        self.keep_bodies = state.settings.receipts.bodies != "none"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_dict(scope)
-        rid = request_id(headers)
         state = self.state
-        ex: Exchange | None = None
+        ex = Exchange(request_id(headers), self.protocol, self.operation, {}, headers)
         try:
-            raw = await read_body(receive, headers, state.settings.server.max_body_bytes)
+            ex.raw = raw = await read_body(receive, headers, state.settings.server.max_body_bytes)
             body = parse_json(raw)
             self.validate(body)
-            stream = body.get("stream") is True and self.operation == "chat"
-            ex = Exchange(rid, self.protocol, self.operation, body, headers, stream)
+            ex.body = body
+            ex.stream = body.get("stream") is True and self.operation == "chat"
             await state.path.run(ex)
         except AicpError as err:
-            await self._fail(send, rid, err, ex)
+            await self._fail(send, err, ex)
             return
         except Exception:
-            log.exception("request %s failed inside the gateway", rid)
-            await self._fail(send, rid, AicpError("internal error in the gateway"), ex)
+            log.exception("request %s failed inside the gateway", ex.id)
+            await self._fail(send, AicpError("internal error in the gateway"), ex)
             return
         if ex.upstream is not None:
             await self._stream(ex, ex.upstream, receive, send)
         else:
             assert ex.reply is not None
             await self._reply(ex, ex.reply, send)
-        await state.path.finish(ex)
 
-    async def _fail(self, send: Send, rid: str, err: AicpError, ex: Exchange | None) -> None:
-        more = err.headers if ex is None else {**ex.response_headers, **err.headers}
-        headers = [JSON_TYPE, *extra_headers(rid, more)]
-        await send_bytes(send, err.status, error_body(err, self.protocol), headers)
-        if ex is not None:
-            # The response stages still run: a reservation taken before the failure
-            # (a budget, a token allowance) must be released, and the failure recorded.
-            ex.error = err
-            await self.state.path.finish(ex)
+    async def _finish(self, ex: Exchange) -> None:
+        """The response stages, then the receipt's commit: only after both may the
+        response complete (receipts.durable), so a client that holds a whole
+        response can count on its receipt."""
+        state = self.state
+        try:
+            await state.path.finish(ex)
+        except Exception:
+            log.exception("request %s: a response stage failed", ex.id)
+        if ex.durable is not None and state.settings.receipts.durable:
+            try:
+                await ex.durable
+            except Exception:
+                log.error("request %s: its receipt %s was not recorded", ex.id, ex.receipt_id)
+                raise ReceiptNotRecorded(
+                    "the request's receipt could not be recorded; the response is withheld"
+                ) from None
+        events = state.events
+        if events.listening:
+            p = ex.principal
+            events.emit(
+                "llm.request.failed" if ex.error is not None else "llm.request.completed",
+                outcome(ex),
+                request_id=ex.id,
+                key_id=p.key_id,
+                team_id=p.team_id,
+                model=ex.model or None,
+            )
+
+    def _headers(self, ex: Exchange, more: dict[str, str]) -> list[tuple[bytes, bytes]]:
+        out = extra_headers(ex.id, more)
+        out.append((b"x-aicp-receipt-id", ex.receipt_id.encode()))
+        return out
+
+    async def _fail(self, send: Send, err: AicpError, ex: Exchange) -> None:
+        ex.error = err
+        ex.status = err.status
+        payload = error_body(err, self.protocol)
+        self._keep(ex, payload)
+        try:
+            # The response stages run for failures too: a reservation taken before the
+            # failure (a budget, a token allowance) is released, and the failure recorded.
+            await self._finish(ex)
+        except ReceiptNotRecorded:
+            pass  # the client gets its error either way
+        more = {**ex.response_headers, **err.headers}
+        await send_bytes(send, err.status, payload, [JSON_TYPE, *self._headers(ex, more)])
+
+    def _keep(self, ex: Exchange, payload: bytes) -> None:
+        ex.response_hash = body_hash(payload)
+        if self.keep_bodies:
+            ex.response_body = payload
 
     async def _reply(self, ex: Exchange, reply: Reply, send: Send) -> None:
         ex.usage = reply.usage
@@ -98,7 +144,14 @@ class Endpoint:
             payload = dumps(completion_to_response(reply.data, ex.model, ex.body))
         else:
             raise AssertionError(f"cannot encode a {reply.protocol} reply for {ex.protocol}")
-        headers = [JSON_TYPE, *extra_headers(ex.id, ex.response_headers)]
+        self._keep(ex, payload)
+        try:
+            await self._finish(ex)
+        except ReceiptNotRecorded as err:
+            headers = [JSON_TYPE, *self._headers(ex, err.headers)]
+            await send_bytes(send, err.status, error_body(err, self.protocol), headers)
+            return
+        headers = [JSON_TYPE, *self._headers(ex, ex.response_headers)]
         await send_bytes(send, 200, payload, headers)
 
     async def _stream(self, ex: Exchange, upstream: Stream, receive: Receive, send: Send) -> None:
@@ -109,18 +162,24 @@ class Endpoint:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*SSE_HEADERS, *extra_headers(ex.id, ex.response_headers)],
+                "headers": [*SSE_HEADERS, *self._headers(ex, ex.response_headers)],
             }
         )
         gone = asyncio.Event()
         watcher = asyncio.create_task(_watch_disconnect(receive, gone))
         failed: bool | None = False  # None: no verdict (the client left)
         sent = 0
+        digest = hashlib.sha256()
+        kept: list[bytes] | None = [] if self.keep_bodies else None
         try:
             first = ex.first
             if first is not None:
                 data = _enc(first, encode)
                 sent += len(data)
+                digest.update(data)
+                if kept is not None:
+                    kept.append(data)
+                ex.first_byte_at = time.perf_counter()
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             assert ex.chunks is not None
             async for item in ex.chunks:
@@ -128,6 +187,11 @@ class Endpoint:
                     break
                 data = _enc(item, encode)
                 sent += len(data)
+                digest.update(data)
+                if kept is not None:
+                    kept.append(data)
+                if ex.first_byte_at is None:
+                    ex.first_byte_at = time.perf_counter()
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             else:
                 if encoder is not None:
@@ -150,6 +214,18 @@ class Endpoint:
             failed = None
         if ex.served is not None and failed is not None:
             ex.served.health.breaker.record(not failed)
+        if failed:
+            ex.status = 502
+        digest.update(close)
+        ex.response_hash = "sha256:" + digest.hexdigest()
+        if kept is not None:
+            kept.append(close)
+            ex.response_body = b"".join(kept)
+        try:
+            await self._finish(ex)
+        except ReceiptNotRecorded as err:
+            # Headers are gone: the stream ends with an error event instead of its close.
+            close = stream_error_event(err, ex.protocol, _next_sequence(encoder))
         if not gone.is_set():
             await send({"type": "http.response.body", "body": close, "more_body": False})
 

@@ -122,8 +122,10 @@ class Exchange:
     wall_start: float = field(default_factory=time.time)
     #: The request body as the client sent it (hashed into the receipt, kept by policy).
     raw: bytes = b""
-    #: The response body (a reply's payload) or None for a stream; what was hashed.
+    #: SHA-256 of the response body the client got (a stream's bytes, all of them).
     response_hash: str | None = None
+    #: The response body, when bodies are kept (receipts.bodies).
+    response_body: bytes | None = None
     #: perf_counter when the first body byte of a stream went to the client.
     first_byte_at: float | None = None
     #: Each stage that ran: (name, start, end) in perf_counter seconds.

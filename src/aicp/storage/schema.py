@@ -17,7 +17,9 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     UniqueConstraint,
@@ -176,3 +178,63 @@ state_versions = Table(
     Column("name", String(64), primary_key=True),
     Column("version", BigInteger, nullable=False, default=0),
 )
+
+
+# --- receipts (append-only: triggers refuse UPDATE and DELETE, migration 0002) ---
+
+#: The leaves of the Merkle log, in log order. `data` is the receipt's canonical
+#: JSON (RFC 8785), the exact bytes that were hashed into `leaf_hash`.
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("key_id", String(64), nullable=True),
+    Column("team_id", String(64), nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    Index("ix_receipts_time", "created_at"),
+    Index("ix_receipts_key_time", "key_id", "created_at"),
+    Index("ix_receipts_team_time", "team_id", "created_at"),
+)
+
+#: The hash of every perfect subtree of the log: 2**level leaves from leaf
+#: index * 2**level. Written once, when the subtree becomes complete; proofs are
+#: built from these (O(log n) rows), never by rehashing leaves.
+receipt_nodes = Table(
+    "receipt_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+)
+
+#: Signed checkpoints (C2SP tlog-checkpoint notes), at most one per tree size.
+receipt_checkpoints = Table(
+    "receipt_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("note", String(2000), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+#: Request and response bodies, kept apart from the leaves so that retention may
+#: delete them (the receipts commit to their hashes and stay verifiable).
+receipt_bodies = Table(
+    "receipt_bodies",
+    metadata,
+    Column("receipt_id", String(64), primary_key=True),
+    #: "full" | "redacted"
+    Column("kept", String(16), nullable=False),
+    Column("request", LargeBinary, nullable=True),
+    Column("response", LargeBinary, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_receipt_bodies_time", "created_at"),
+)
+
+#: The tables whose rows may never change or go (the triggers of migration 0002).
+APPEND_ONLY = ("receipts", "receipt_nodes", "receipt_checkpoints")

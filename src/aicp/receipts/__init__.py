@@ -1,0 +1,1 @@
+"""Verifiable receipts: canonical JSON, the Merkle log, checkpoints, proofs."""

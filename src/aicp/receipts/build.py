@@ -1,0 +1,121 @@
+"""The receipt of one request: what the path decided, as canonical-ready data.
+
+Everything is a string, an integer, a boolean or null (money in micro-USD,
+durations in microseconds, times as RFC 3339 UTC), so the canonical form is
+exact and any JCS implementation reproduces the bytes. The principal appears
+by key id and display prefix only; bodies appear by their SHA-256 only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from aicp.plane.exchange import Exchange
+from aicp.receipts.canonical import plain
+
+#: The receipt format's version; bump when fields change meaning.
+VERSION = 1
+
+#: Trace entries of these stages are the guardrail, policy, cache and compression
+#: decisions; the stages of later issues add them and they land in their sections.
+_SECTIONS = {
+    "guard_input": "guardrails",
+    "guard_output": "guardrails",
+    "policy": "policy",
+    "recall": "cache",
+    "compress": "compression",
+}
+
+
+def body_hash(data: bytes | None) -> str | None:
+    return None if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+def _us(ms: float | None) -> int | None:
+    return None if ms is None else round(ms * 1000)
+
+
+def build(ex: Exchange, request_hash: str | None, ended: float) -> dict[str, Any]:
+    p = ex.principal
+    route = ex.route
+    served = ex.served
+    usage = ex.usage
+    sections: dict[str, list[Any]] = {name: [] for name in set(_SECTIONS.values())}
+    decisions = []
+    for stage, decision in ex.trace:
+        section = _SECTIONS.get(stage)
+        if section is not None:
+            sections[section].append(decision)
+        decisions.append([stage, decision])
+    t0 = ex.started
+    err = ex.error
+    receipt: dict[str, Any] = {
+        "v": VERSION,
+        "id": ex.receipt_id,
+        "request_id": ex.id,
+        "started_at": rfc3339(ex.wall_start),
+        "ended_at": rfc3339(ended),
+        "mode": ex.mode,
+        "endpoint": {"protocol": ex.protocol, "operation": ex.operation, "stream": ex.stream},
+        "principal": {
+            "key_id": p.key_id,
+            "key_prefix": p.display,
+            "user_id": p.user_id,
+            "team_id": p.team_id,
+            "project_id": p.project_id,
+            "service_account_id": p.service_account_id,
+            "trust_level": p.trust_level,
+        },
+        "labels": ex.labels,
+        "guardrails": sections["guardrails"],
+        "policy": sections["policy"],
+        "cache": sections["cache"] or [{"result": "off"}],
+        "compression": sections["compression"],
+        "model": ex.model,
+        "route": None
+        if route is None
+        else {
+            "requested": route.model,
+            "chain": route.describe(),
+            "forced": route.forced,
+            "served": served.key if served is not None else None,
+        },
+        "attempts": [
+            {
+                "provider": a.provider,
+                "deployment": a.deployment,
+                "model": a.model,
+                "status": a.status,
+                "error": a.error,
+                "latency_us": round(a.latency_ms * 1000),
+            }
+            for a in ex.attempts
+        ],
+        "status": ex.status,
+        "error": None if err is None else {"kind": err.kind, "code": err.code},
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "cache_creation_tokens": usage.cache_creation_tokens,
+        },
+        "cost_micros": round(ex.cost * 1_000_000),
+        "latency_us": {
+            "total": round((ended - ex.wall_start) * 1_000_000),
+            "provider": round(sum(a.latency_ms for a in ex.attempts) * 1000),
+            "ttft": _us(ex.ttft_ms),
+        },
+        "stages": [
+            [name, round((start - t0) * 1_000_000), round((end - start) * 1_000_000)]
+            for name, start, end in ex.stage_times
+        ],
+        "decisions": decisions,
+        "bodies": {"request": request_hash, "response": ex.response_hash},
+    }
+    return plain(receipt)  # type: ignore[no-any-return]

@@ -1,0 +1,409 @@
+"""The receipt log: one sequenced Merkle log in the database, group-committed.
+
+Every gateway process appends through its own writer task, and writers take
+turns: each batch is one transaction under the log's lock (a PostgreSQL
+transaction-scoped advisory lock; SQLite's write lock via BEGIN IMMEDIATE).
+Inside it the writer reads the log's size, reloads its right edge (one row
+per set bit of the size) if another process appended since, gives each
+receipt the next leaf index, and inserts the leaves, the perfect subtrees
+they complete and the bodies. So processes on one host or many hosts on one
+PostgreSQL share one log with one sequence, as transparency logs do with one
+integrating writer at a time (docs/receipts.md says why not a log per process).
+
+Group commit: requests add their receipt to a queue and wait on a future;
+the writer takes everything queued (up to `max_batch`) into one transaction,
+so under load many receipts share one commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from aicp.config import ReceiptSettings
+from aicp.observability.events import EventBus
+from aicp.receipts import merkle
+from aicp.receipts.signing import Checkpoint, Signer
+from aicp.storage.db import Database
+from aicp.storage.schema import receipt_bodies, receipt_checkpoints, receipt_nodes, receipts
+
+log = logging.getLogger("aicp.receipts")
+
+#: The PostgreSQL advisory lock writers take turns on ("rcpt" in ASCII).
+LOG_LOCK = 0x72637074
+
+#: How often bodies past their retention are deleted.
+RETENTION_EVERY_S = 3600.0
+
+
+class ReceiptNotFound(LookupError):
+    pass
+
+
+@dataclass(slots=True)
+class Pending:
+    id: str
+    created_at: float
+    key_id: str | None
+    team_id: str | None
+    model: str | None
+    status: int
+    data: bytes
+    #: ("full" | "redacted", request, response) or None when bodies are not kept.
+    bodies: tuple[str, bytes | None, bytes | None] | None
+    future: asyncio.Future[int]
+
+
+class ReceiptLog:
+    def __init__(
+        self,
+        db: Database,
+        signer: Signer,
+        settings: ReceiptSettings,
+        events: EventBus | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.signer = signer
+        self.settings = settings
+        self.events = events
+        self.clock = clock
+        self.origin = settings.origin
+        self._queue: list[Pending] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        #: The log as this process last wrote it: size and compact range (right edge).
+        self._size = -1
+        self._edge: list[tuple[int, bytes]] = []
+        self.batches = 0
+        self.written = 0
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        self._tasks.append(asyncio.create_task(self._write_loop(), name="aicp-receipts-writer"))
+        if self.settings.checkpoint_interval_s > 0:
+            self._tasks.append(
+                asyncio.create_task(self._checkpoint_loop(), name="aicp-receipts-checkpoints")
+            )
+        if self.settings.body_retention_days > 0:
+            self._tasks.append(
+                asyncio.create_task(self._retention_loop(), name="aicp-receipts-retention")
+            )
+
+    def append(self, pending: Pending) -> asyncio.Future[int]:
+        """Queue a receipt; the future resolves to its leaf index once committed."""
+        self._queue.append(pending)
+        self._wake.set()
+        return pending.future
+
+    async def aclose(self) -> None:
+        """Write what is queued, then stop (shutdown loses no receipt)."""
+        self._closing = True
+        self._wake.set()
+        writer, *others = self._tasks or [None]
+        for task in others:
+            task.cancel()
+        if writer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        for task in others:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._queue:  # never started (tests), or the writer died: one last try
+            await self._flush(self._take())
+
+    # --- writing ---------------------------------------------------------------
+
+    def _take(self) -> list[Pending]:
+        n = self.settings.max_batch
+        batch, self._queue = self._queue[:n], self._queue[n:]
+        return batch
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._flush(self._take())
+
+    async def _flush(self, batch: list[Pending]) -> None:
+        for attempt in range(3):
+            try:
+                first = await self._write(batch)
+            except Exception as exc:
+                self._size = -1  # reload the edge from the database next time
+                if attempt == 2:
+                    log.exception("receipts: a batch of %d could not be written", len(batch))
+                    for p in batch:
+                        if not p.future.done():
+                            p.future.set_exception(exc)
+                    return
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            for i, p in enumerate(batch):
+                if not p.future.done():
+                    p.future.set_result(first + i)
+            self.batches += 1
+            self.written += len(batch)
+            return
+
+    async def _write(self, batch: list[Pending]) -> int:
+        async with self.db.begin() as conn:
+            await _lock(conn)
+            size = await _size(conn)
+            if size != self._size:
+                self._edge = await _load_edge(conn, size)
+            edge = list(self._edge)
+            leaves: list[dict[str, Any]] = []
+            nodes: list[dict[str, Any]] = []
+            bodies: list[dict[str, Any]] = []
+            for i, p in enumerate(batch):
+                leaf = merkle.leaf_hash(p.data)
+                for level, idx, digest in merkle.complete_nodes_after_append(size + i, leaf, edge):
+                    nodes.append({"level": level, "idx": idx, "hash": digest})
+                leaves.append(
+                    {
+                        "leaf_index": size + i,
+                        "id": p.id,
+                        "created_at": p.created_at,
+                        "key_id": p.key_id,
+                        "team_id": p.team_id,
+                        "model": p.model,
+                        "status": p.status,
+                        "data": p.data,
+                        "leaf_hash": leaf,
+                    }
+                )
+                if p.bodies is not None:
+                    kept, request, response = p.bodies
+                    bodies.append(
+                        {
+                            "receipt_id": p.id,
+                            "kept": kept,
+                            "request": request,
+                            "response": response,
+                            "created_at": p.created_at,
+                        }
+                    )
+            await conn.execute(insert(receipts), leaves)
+            await conn.execute(insert(receipt_nodes), nodes)
+            if bodies:
+                await conn.execute(insert(receipt_bodies), bodies)
+        # Only after the commit: a failed transaction must not move our idea of the log.
+        self._size = size + len(batch)
+        self._edge = edge
+        return size
+
+    # --- checkpoints ------------------------------------------------------------
+
+    async def size(self) -> int:
+        async with self.db.connect() as conn:
+            return await _size(conn)
+
+    async def root_at(self, size: int) -> bytes:
+        async with self.db.connect() as conn:
+            return merkle.right_edge_root(await _load_edge(conn, size))
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(receipt_checkpoints.c.note)
+                    .order_by(receipt_checkpoints.c.size.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else self._parse(row.note)
+
+    async def checkpoint_at_least(self, size: int) -> Checkpoint:
+        """The newest checkpoint, or a new one when the newest is smaller than `size`."""
+        latest = await self.latest_checkpoint()
+        if latest is not None and latest.size >= size:
+            return latest
+        made = await self.checkpoint()
+        if made.size < size:  # pragma: no cover - the receipt was read from the log
+            raise RuntimeError(f"the log has {made.size} receipts, fewer than {size}")
+        return made
+
+    async def checkpoint(self) -> Checkpoint:
+        """Sign the log as it is now (on demand, and every checkpoint_interval_s)."""
+        async with self.db.connect() as conn:
+            size = await _size(conn)
+            existing = (
+                await conn.execute(
+                    select(receipt_checkpoints.c.note).where(receipt_checkpoints.c.size == size)
+                )
+            ).first()
+            if existing is not None:
+                return self._parse(existing.note)
+            root = merkle.right_edge_root(await _load_edge(conn, size))
+        cp = self.signer.sign(self.origin, size, root)
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    insert(receipt_checkpoints).values(
+                        size=size, root_hash=root, note=cp.note, created_at=self.clock()
+                    )
+                )
+        except IntegrityError:
+            # Another process signed this size first; its note is as good as ours.
+            async with self.db.connect() as conn:
+                note = (
+                    await conn.execute(
+                        select(receipt_checkpoints.c.note).where(
+                            receipt_checkpoints.c.size == size
+                        )
+                    )
+                ).scalar_one()
+            return self._parse(note)
+        if self.events is not None:
+            self.events.emit("receipt.checkpoint", {"tree_size": size, "root_hash": root.hex()})
+        return cp
+
+    def _parse(self, note: str) -> Checkpoint:
+        from aicp.receipts.signing import Verifier
+
+        return Verifier.parse(self.signer.verifier_key).open(note)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.checkpoint_interval_s)
+            try:
+                latest = await self.latest_checkpoint()
+                if await self.size() > (latest.size if latest else 0):
+                    await self.checkpoint()
+            except Exception:
+                log.exception("receipts: the periodic checkpoint failed")
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.delete_old_bodies()
+            except Exception:
+                log.exception("receipts: deleting bodies past retention failed")
+            await asyncio.sleep(RETENTION_EVERY_S)
+
+    async def delete_old_bodies(self) -> int:
+        cutoff = self.clock() - self.settings.body_retention_days * 86400
+        async with self.db.begin() as conn:
+            result = await conn.execute(
+                delete(receipt_bodies).where(receipt_bodies.c.created_at < cutoff)
+            )
+        return int(result.rowcount or 0)
+
+    # --- reading and proofs -------------------------------------------------------
+
+    async def get(self, receipt_id: str) -> Any:
+        async with self.db.connect() as conn:
+            row = (await conn.execute(select(receipts).where(receipts.c.id == receipt_id))).first()
+        if row is None:
+            raise ReceiptNotFound(receipt_id)
+        return row
+
+    async def bodies(self, receipt_id: str) -> Any:
+        async with self.db.connect() as conn:
+            return (
+                await conn.execute(
+                    select(receipt_bodies).where(receipt_bodies.c.receipt_id == receipt_id)
+                )
+            ).first()
+
+    async def inclusion(self, index: int, size: int) -> list[bytes]:
+        async with self.db.connect() as conn:
+            return await _proof(conn, lambda get: merkle.inclusion_proof(index, size, get))
+
+    async def consistency(self, old: int, new: int) -> list[bytes]:
+        async with self.db.connect() as conn:
+            return await _proof(conn, lambda get: merkle.consistency_proof(old, new, get))
+
+    async def bundle(self, receipt_id: str) -> dict[str, Any]:
+        """The receipt with everything needed to verify it offline."""
+        row = await self.get(receipt_id)
+        cp = await self.checkpoint_at_least(row.leaf_index + 1)
+        path = await self.inclusion(row.leaf_index, cp.size)
+        import orjson
+
+        return {
+            "receipt": orjson.loads(row.data),
+            "leaf_index": row.leaf_index,
+            "leaf_hash": bytes(row.leaf_hash).hex(),
+            "tree_size": cp.size,
+            "root_hash": cp.root.hex(),
+            "audit_path": [h.hex() for h in path],
+            "checkpoint": cp.note,
+            "verifier_key": self.signer.verifier_key,
+        }
+
+
+async def _lock(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOG_LOCK})
+    elif conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def _size(conn: AsyncConnection) -> int:
+    value = (await conn.execute(select(func.max(receipts.c.leaf_index)))).scalar()
+    return 0 if value is None else int(value) + 1
+
+
+async def _nodes(
+    conn: AsyncConnection, positions: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    if not positions:
+        return {}
+    c = receipt_nodes.c
+    rows = await conn.execute(
+        select(c.level, c.idx, c.hash).where(tuple_(c.level, c.idx).in_(list(positions)))
+    )
+    return {(r.level, r.idx): bytes(r.hash) for r in rows}
+
+
+async def _load_edge(conn: AsyncConnection, size: int) -> list[tuple[int, bytes]]:
+    positions = merkle.edge_positions(size)
+    found = await _nodes(conn, positions)
+    missing = [p for p in positions if p not in found]
+    if missing:
+        raise RuntimeError(f"receipt log: nodes {missing} of a tree of {size} are missing")
+    return [(level, found[(level, idx)]) for level, idx in positions]
+
+
+_ZERO = bytes(32)
+
+
+async def _proof(
+    conn: AsyncConnection, make: Callable[[Callable[[int, int], bytes]], list[bytes]]
+) -> list[bytes]:
+    """Run a proof twice: once to learn which stored nodes it needs (the shape of a
+    proof depends on indexes only), then with those nodes, fetched in one query."""
+    wanted: set[tuple[int, int]] = set()
+
+    def record(level: int, idx: int) -> bytes:
+        wanted.add((level, idx))
+        return _ZERO
+
+    make(lambda start, end: merkle.subtree_hash(start, end, record))
+    found = await _nodes(conn, sorted(wanted))
+    missing = wanted - found.keys()
+    if missing:
+        raise RuntimeError(f"receipt log: nodes {sorted(missing)[:5]} are missing")
+    return make(lambda start, end: merkle.subtree_hash(start, end, lambda lv, i: found[(lv, i)]))
