@@ -9,6 +9,7 @@ started become the stream's own error event, then the stream ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -116,12 +117,11 @@ class Endpoint:
         ex.status = err.status
         payload = error_body(err, self.protocol)
         self._keep(ex, payload)
-        try:
-            # The response stages run for failures too: a reservation taken before the
-            # failure (a budget, a token allowance) is released, and the failure recorded.
+        # The response stages run for failures too: a reservation taken before the
+        # failure (a budget, a token allowance) is released, and the failure recorded.
+        # Without its receipt the client still gets its error.
+        with contextlib.suppress(ReceiptNotRecorded):
             await self._finish(ex)
-        except ReceiptNotRecorded:
-            pass  # the client gets its error either way
         more = {**ex.response_headers, **err.headers}
         await send_bytes(send, err.status, payload, [JSON_TYPE, *self._headers(ex, more)])
 

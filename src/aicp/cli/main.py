@@ -14,6 +14,7 @@ import typer
 
 from aicp.cli.db import db_app
 from aicp.cli.keys import keys_app, teams_app
+from aicp.cli.receipts import receipts_app
 from aicp.cli.spend import spend
 from aicp.errors import AicpError, ConfigError
 
@@ -23,6 +24,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(teams_app, name="teams")
 app.add_typer(db_app, name="db")
+app.add_typer(receipts_app, name="receipts")
 app.command(name="spend")(spend)
 
 DEFAULT_URL = "http://127.0.0.1:4000"

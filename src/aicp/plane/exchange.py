@@ -131,7 +131,7 @@ class Exchange:
     #: Each stage that ran: (name, start, end) in perf_counter seconds.
     stage_times: list[tuple[str, float, float]] = field(default_factory=list)
     #: Set by the record stage: resolves when the receipt is committed.
-    durable: Awaitable[None] | None = None
+    durable: Awaitable[int] | None = None
     #: HTTP status the client was given.
     status: int = 200
 

@@ -115,7 +115,7 @@ class ReceiptLog:
         """Write what is queued, then stop (shutdown loses no receipt)."""
         self._closing = True
         self._wake.set()
-        writer, *others = self._tasks or [None]
+        writer, others = (self._tasks[0], self._tasks[1:]) if self._tasks else (None, [])
         for task in others:
             task.cancel()
         if writer is not None:
@@ -269,9 +269,7 @@ class ReceiptLog:
             async with self.db.connect() as conn:
                 note = (
                     await conn.execute(
-                        select(receipt_checkpoints.c.note).where(
-                            receipt_checkpoints.c.size == size
-                        )
+                        select(receipt_checkpoints.c.note).where(receipt_checkpoints.c.size == size)
                     )
                 ).scalar_one()
             return self._parse(note)

@@ -146,9 +146,7 @@ async def verify_log(
     for cp in outside:
         stored = signed.get(cp.size)
         if stored is not None and stored.root != cp.root:
-            report.fail(
-                f"two signed checkpoints of size {cp.size} with different roots: a fork"
-            )
+            report.fail(f"two signed checkpoints of size {cp.size} with different roots: a fork")
     return report
 
 
