@@ -40,8 +40,11 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def cli(data_dir: Path, *args: str) -> tuple[int, str]:
+    """Exit code and stdout + stderr; for `--json`, stdout alone (logs go to stderr)."""
     result = CliRunner().invoke(app, list(args), env={"AICP_DATA_DIR": str(data_dir)})
-    return result.exit_code, result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout if "--json" in args else result.output
 
 
 def attack(data_dir: Path, *statements: str) -> None:
