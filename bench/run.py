@@ -45,10 +45,13 @@ def matrix(
     workers: int,
     env: dict[str, str] | None = None,
     headers: list[str] | None = None,
+    source: Path | None = None,
 ) -> None:
     env = {"AICP_DATA_DIR": tempfile.mkdtemp(prefix="aicp-bench-"), **(env or {})}
+    # Another checkout's src first on the path: the same venv runs an older aicp.
+    path = f"PYTHONPATH={source / 'src'} " if source is not None else ""
     cmd = (
-        f"exec env AICP_BENCH_UPSTREAM={{upstream}} {AICP} serve --config "
+        f"exec env {path}AICP_BENCH_UPSTREAM={{upstream}} {AICP} serve --config "
         f"{ROOT / 'bench' / 'bench.yaml'} --port {{port}} --workers {workers} --log-level warning"
     )
     extra: list[str] = []
@@ -250,12 +253,24 @@ def main() -> None:
         action="store_true",
         help="also run aicp with a virtual key that has a budget and rate limits",
     )
+    ap.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run aicp as of this git commit (e.g. the one before a change), same run",
+    )
     args = ap.parse_args()
     if not (HARNESS / "matrix.py").exists():
         sys.exit(f"bench harness not found at {HARNESS} (set AICP_BENCH_DIR)")
     out = ROOT / "bench" / "results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     matrix("aicp", out / "aicp", args, cpu="0", workers=1)
+    if args.baseline:
+        source = Path(tempfile.mkdtemp(prefix="aicp-baseline-"))
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.baseline], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+        matrix(f"aicp@{args.baseline}", out / "aicp-baseline", args, "0", 1, source=source)
     if args.identity:
         data_dir = tempfile.mkdtemp(prefix="aicp-bench-identity-")
         key = identity_key(data_dir)
