@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,15 +19,20 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aicp.accounting.auth import check_exposure
-from aicp.api import admin, identity, receipts, spend
+from aicp.api import admin, events, identity, receipts, replay, spend
+from aicp.api import metrics as metrics_api
 from aicp.api.asgi import Message, Receive, Scope, Send, header_dict, request_id
 from aicp.api.errors import error_body
 from aicp.api.gateway import Endpoint, Handler, Validator
 from aicp.config import Settings, load_settings
 from aicp.errors import AicpError
+from aicp.observability.logging import configure_logging
 from aicp.protocol import validate
 from aicp.providers.base import ANTHROPIC, OPENAI, RESPONSES
 from aicp.state import AppState, create_state
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("aicp")
 
@@ -36,6 +42,7 @@ class App:
         self.settings = settings
         self.state: AppState | None = None
         self.hot: dict[tuple[str, str], Handler] = {}
+        self._span_exporter: SpanExporter | None = None
         self.web = Starlette(
             routes=[
                 Route("/health", admin.health),
@@ -43,9 +50,12 @@ class App:
                 Route("/v1/models", admin.models),
                 Route("/models", admin.models),
                 Route("/v1/providers/health", admin.providers_health),
+                *events.routes,
+                *metrics_api.routes,
                 *identity.routes,
                 *spend.routes,
                 *receipts.routes,
+                *replay.routes,
                 # The hot paths are served above; these routes only answer a wrong
                 # method (405) and a request that arrives before start-up finished.
                 *(Route(path, _starting, methods=["POST"]) for path in HOT_PATHS),
@@ -54,10 +64,17 @@ class App:
             exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
         )
 
+    def export_spans_to(self, exporter: SpanExporter) -> None:
+        """Send this app's trace spans to `exporter` (tests: the SDK's InMemorySpanExporter),
+        with or without OTEL_EXPORTER_OTLP_ENDPOINT. Call before the app starts."""
+        self._span_exporter = exporter
+
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         check_exposure(self.settings)
-        state = await create_state(self.settings)
+        # Again for worker processes and embedding servers; a no-op after `aicp serve`.
+        configure_logging(self.settings.observability.logging)
+        state = await create_state(self.settings, span_exporter=self._span_exporter)
         self.state = state
         app.state.aicp = state
         self.hot = _hot_routes(state)
@@ -156,4 +173,7 @@ def create_app(settings: Settings | None = None) -> App:
 
 def factory() -> App:
     """Entry point for `uvicorn --factory aicp.app:factory` and worker processes."""
-    return create_app()
+    app = create_app()
+    # Before uvicorn's own start-up lines, which the lifespan would come too late for.
+    configure_logging(app.settings.observability.logging)
+    return app

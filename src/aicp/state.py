@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aicp.accounting.auth import KeyAuthenticate
 from aicp.accounting.budgets import BudgetService, BudgetStage, SettleStage
@@ -16,6 +16,9 @@ from aicp.accounting.ratelimit_stages import LimitsStage, MeterStage, deployment
 from aicp.config import Settings
 from aicp.observability.events import EventBus
 from aicp.observability.fanout import RedisFanout
+from aicp.observability.logging import RequestLog
+from aicp.observability.metrics import Metrics, create_metrics
+from aicp.observability.tracing import Tracing, create_tracing
 from aicp.plane.announce import Started
 from aicp.plane.execute import Execute
 from aicp.plane.path import Path
@@ -26,13 +29,16 @@ from aicp.providers.http import HttpClient
 from aicp.receipts.log import ReceiptLog
 from aicp.receipts.signing import load_signer
 from aicp.receipts.stage import RecordStage
-from aicp.reliability.retry import RetryBudget
 from aicp.reliability.breaker import CLOSED, HALF_OPEN, OPEN, Breaker
+from aicp.reliability.retry import RetryBudget
 from aicp.routing.router import BreakerListener, Router
 from aicp.storage.db import Database
 from aicp.storage.db import database_url as storage_url
 from aicp.storage.migrate import upgrade
 from aicp.storage.redis import connect_redis
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("aicp")
 
@@ -59,6 +65,9 @@ class AppState:
     ready: bool = False
     #: Events to and from the other gateway processes, when Redis is configured.
     fanout: RedisFanout | None = None
+    #: Prometheus metrics (observability.metrics) and traces (OTEL_EXPORTER_OTLP_ENDPOINT).
+    metrics: Metrics | None = None
+    tracing: Tracing | None = None
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
@@ -72,6 +81,10 @@ class AppState:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.aclose()
+        if self.metrics is not None:
+            await self.metrics.aclose()
+        if self.tracing is not None:
+            await self.tracing.aclose()
 
 
 async def discover(providers: dict[str, Provider]) -> dict[str, list[str]]:
@@ -101,6 +114,7 @@ class Services:
     prices: Prices
     events: EventBus
     receipts: ReceiptLog
+    tracing: Tracing | None = None
 
 
 def build_path(settings: Settings, sv: Services) -> Path:
@@ -117,7 +131,7 @@ def build_path(settings: Settings, sv: Services) -> Path:
             RouteStage(sv.router, sv.events),
             LimitsStage(sv.limiter, deployment_limits(settings), sv.events),
             BudgetStage(sv.budgets, sv.prices, sv.events),
-            Execute(settings.reliability, sv.budget, sv.events),
+            Execute(settings.reliability, sv.budget, sv.events, sv.tracing),
         ],
         response=[
             Passthrough("guard_output"),
@@ -126,6 +140,7 @@ def build_path(settings: Settings, sv: Services) -> Path:
             RecordStage(sv.receipts, settings.receipts),
             Passthrough("learn"),
         ],
+        tracing=sv.tracing,
     )
 
 
@@ -165,8 +180,11 @@ def database_url(settings: Settings) -> str:
     return storage_url(settings.storage)
 
 
-async def create_state(settings: Settings, http: HttpClient | None = None) -> AppState:
+async def create_state(
+    settings: Settings, http: HttpClient | None = None, span_exporter: SpanExporter | None = None
+) -> AppState:
     events = EventBus()
+    tracing = create_tracing(settings, span_exporter)
     http = http or HttpClient()
     providers = {name: registry.create(name, ps, http) for name, ps in settings.providers.items()}
     catalog = await discover(providers)
@@ -188,7 +206,7 @@ async def create_state(settings: Settings, http: HttpClient | None = None) -> Ap
     signer = load_signer(rs.signing_key, settings.storage.data_dir, rs.origin)
     receipts = ReceiptLog(db, signer, rs, events)
     receipts.start()
-    services = Services(router, budget, keys, limiter, budgets, prices, events, receipts)
+    services = Services(router, budget, keys, limiter, budgets, prices, events, receipts, tracing)
     path = build_path(settings, services)
     state = AppState(
         settings,
@@ -209,4 +227,17 @@ async def create_state(settings: Settings, http: HttpClient | None = None) -> Ap
     if redis is not None:
         state.fanout = RedisFanout(events, redis)
         state.fanout.start()
+    observe(state)
     return state
+
+
+def observe(state: AppState) -> None:
+    """Logs and metrics subscribe to the bus (local events: each process counts its own)."""
+    ob = state.settings.observability
+    state.tracing = state.path.tracing
+    state.metrics = create_metrics(state.settings, state.router, state.path, state.receipts)
+    if state.metrics is not None:
+        state.events.subscribe(state.metrics)
+        state.metrics.start()
+    if ob.logging.requests:
+        state.events.subscribe(RequestLog(ob.logging))

@@ -20,6 +20,8 @@ from aicp.accounting.prices import Prices
 from aicp.accounting.spend import SpendRow
 from aicp.accounting.windows import iso
 from aicp.errors import BudgetExceeded
+from aicp.observability.events import EventBus
+from aicp.plane.announce import emit_for
 from aicp.plane.exchange import Exchange
 from aicp.protocol.tokens import estimate_request_tokens, estimate_tokens
 from aicp.providers.base import Usage
@@ -68,6 +70,10 @@ def prompt_estimate(ex: Exchange) -> int:
     return estimate_request_tokens(ex.body)
 
 
+def _usd(micros: int | None) -> float | None:
+    return None if micros is None else micros / MICROS
+
+
 def _money(micros: int | None) -> str:
     if micros is None:
         return "none"
@@ -81,9 +87,12 @@ class BudgetStage:
 
     name = "budget"
 
-    def __init__(self, budgets: BudgetService, prices: Prices) -> None:
+    def __init__(
+        self, budgets: BudgetService, prices: Prices, events: EventBus | None = None
+    ) -> None:
         self.budgets = budgets
         self.prices = prices
+        self.events = events or EventBus()
 
     async def __call__(self, ex: Exchange) -> None:
         sv = self.budgets
@@ -101,7 +110,7 @@ class BudgetStage:
         if outcome.refused is not None:
             i = outcome.refused
             spent, reserved = outcome.counters[i]
-            raise self._exceeded(found[i], holds[i], spent, reserved, amount, now)
+            raise self._exceeded(ex, found[i], holds[i], spent, reserved, amount, now)
         ex.reservation = Reservation(found, holds, amount, prompt, output)
         ex.trace.append(
             ("budget", {"reserved_usd": amount / MICROS, "budgets": [b.id for b in found]})
@@ -114,7 +123,14 @@ class BudgetStage:
         return max((self.prices.cost_micros(d, usage) for d in chain), default=0)
 
     def _exceeded(
-        self, b: Budget, hold: Hold, spent: int, reserved: int, amount: int, now: float
+        self,
+        ex: Exchange,
+        b: Budget,
+        hold: Hold,
+        spent: int,
+        reserved: int,
+        amount: int,
+        now: float,
     ) -> BudgetExceeded:
         if hold.ends is None:
             resets, headers = "it never resets (a total budget)", {}
@@ -134,6 +150,19 @@ class BudgetStage:
             message,
             extra={"event": "budget.exceeded", "budget_id": b.id, "scope": b.scope},
         )
+        if self.events.listening:
+            data = {
+                "budget_id": b.id,
+                "scope": b.scope,
+                "scope_id": b.scope_id,
+                "period": b.period,
+                "hard_limit_usd": _usd(b.hard_limit_micros),
+                "spent_usd": spent / MICROS,
+                "reserved_usd": reserved / MICROS,
+                "requested_usd": amount / MICROS,
+                "resets_at": iso(hold.ends),
+            }
+            emit_for(self.events, "budget.exceeded", ex, data)
         return BudgetExceeded(message, headers=headers)
 
 
@@ -142,9 +171,12 @@ class SettleStage:
 
     name = "settle"
 
-    def __init__(self, budgets: BudgetService, prices: Prices) -> None:
+    def __init__(
+        self, budgets: BudgetService, prices: Prices, events: EventBus | None = None
+    ) -> None:
         self.budgets = budgets
         self.prices = prices
+        self.events = events or EventBus()
 
     async def __call__(self, ex: Exchange) -> None:
         cost = self._bill(ex)
@@ -223,3 +255,7 @@ class SettleStage:
                 b.period,
                 extra={"event": "budget.soft_limit", **detail, "window_start": iso(hold.window)},
             )
+            if self.events.listening:
+                data = {k: v for k, v in detail.items() if k != "soft_limit_reached"}
+                data = {"budget_id": b.id, **data, "window_start": iso(hold.window)}
+                emit_for(self.events, "budget.soft_limit", ex, data)

@@ -29,6 +29,8 @@ from aicp.accounting.ratelimit import (
 )
 from aicp.config import Settings
 from aicp.errors import RateLimited
+from aicp.observability.events import EventBus
+from aicp.plane.announce import emit_for
 from aicp.plane.exchange import Exchange, Principal
 from aicp.protocol.tokens import estimate_request_tokens, estimate_tokens
 
@@ -117,9 +119,15 @@ class LimitsStage:
     #: Principals' limits are remembered (keys repeat); the memo is cleared at this size.
     MEMO_SIZE = 10_000
 
-    def __init__(self, limiter: RateLimiter, deployments: DeploymentLimits | None = None) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        deployments: DeploymentLimits | None = None,
+        events: EventBus | None = None,
+    ) -> None:
         self.limiter = limiter
         self.deployments = deployments or {}
+        self.events = events or EventBus()
         self._memo: dict[tuple[object, ...], tuple[Limit, ...]] = {}
 
     def _required(self, p: Principal) -> tuple[Limit, ...]:
@@ -163,7 +171,10 @@ class LimitsStage:
         ex.response_headers.update(headers(charges, outcome, taken))
         if not outcome.admitted:
             ex.trace.append(("limits", {"admitted": False, "retry_ms": outcome.retry_ms}))
-            raise refusal(ex, charges, outcome)
+            i, charge = binding(charges, outcome)
+            if self.events.listening:
+                self._announce(ex, charge.limit, outcome)
+            raise refusal(ex, charges, outcome, i)
         if route is not None and groups:
             # Deployments before the one charged are full: drop them from the chain.
             start = groups[outcome.chosen - 1][0] if outcome.chosen else free
@@ -173,6 +184,17 @@ class LimitsStage:
         if tokens and cost > 0:  # count_tokens costs no tokens, so none to correct
             ex.token_hold = TokenHold(tokens, cost)
         ex.trace.append(("limits", {"admitted": True, "charged": len(taken)}))
+
+    def _announce(self, ex: Exchange, limit: Limit, outcome: Outcome) -> None:
+        data = {
+            "scope": limit.scope,
+            "owner": limit.owner,
+            "limit": "rpm" if limit.unit == REQUESTS else "tpm",
+            "per_minute": limit.per_minute,
+            "retry_after_s": retry_seconds(outcome.retry_ms),
+            "retry_after_ms": max(1, outcome.retry_ms),
+        }
+        emit_for(self.events, "ratelimit.exceeded", ex, data)
 
 
 class MeterStage:
@@ -235,8 +257,8 @@ def duration(ms: int) -> str:
     return seconds
 
 
-def refusal(ex: Exchange, charges: Sequence[Charge], outcome: Outcome) -> RateLimited:
-    """The 429, naming the limit that binds longest (else the deployments' tightest)."""
+def binding(charges: Sequence[Charge], outcome: Outcome) -> tuple[int, Charge]:
+    """The refused limit that binds longest (else the deployments' tightest)."""
     failing = [(i, c) for i, c in enumerate(charges) if not outcome.fits[i]]
     required = [(i, c) for i, c in failing if c.group == 0]
     pool = required or failing
@@ -247,7 +269,12 @@ def refusal(ex: Exchange, charges: Sequence[Charge], outcome: Outcome) -> RateLi
         need = min(c.cost, limit.per_minute) * PERIOD_MS
         return outcome.levels[i] + need - limit.per_minute * PERIOD_MS
 
-    i, charge = max(pool, key=wait)
+    return max(pool, key=wait)
+
+
+def refusal(ex: Exchange, charges: Sequence[Charge], outcome: Outcome, i: int) -> RateLimited:
+    """The 429, naming the limit at `i` (the `binding` one)."""
+    charge = charges[i]
     limit = charge.limit
     seconds = retry_seconds(outcome.retry_ms)
     what = "RPM" if limit.unit == REQUESTS else "TPM"

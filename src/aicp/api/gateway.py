@@ -58,6 +58,11 @@ class Endpoint:
         headers = header_dict(scope)
         state = self.state
         ex = Exchange(request_id(headers), self.protocol, self.operation, {}, headers)
+        # A live replay (api/replay_run.py) marks its receipt through the ASGI scope, which
+        # only in-process callers can set: a client's headers can never claim the mark.
+        replay_of = scope.get("aicp.replay_of")
+        if replay_of is not None:
+            ex.labels["replay_of"] = replay_of
         try:
             ex.raw = raw = await read_body(receive, headers, state.settings.server.max_body_bytes)
             body = parse_json(raw)
@@ -104,7 +109,7 @@ class Endpoint:
                 request_id=ex.id,
                 key_id=p.key_id,
                 team_id=p.team_id,
-                model=ex.model or None,
+                model=ex.model[:200] or None,
             )
 
     def _headers(self, ex: Exchange, more: dict[str, str]) -> list[tuple[bytes, bytes]]:

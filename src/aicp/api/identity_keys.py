@@ -1,7 +1,8 @@
 """The key endpoints of the admin API: /admin/keys and rotate, revoke.
 
 Who may do what is decided in api/authz.py; each handler's docstring (after
-`---`) is its OpenAPI entry.
+`---`) is its OpenAPI entry. Each change is announced as a `key.*` event
+naming the key and the caller's key id, never the key or its hash.
 """
 
 from __future__ import annotations
@@ -60,6 +61,24 @@ async def _team_admin_may(state: AppState, p: Principal, values: dict[str, Any])
             raise PermissionDenied(f"{field}: not in your team", code="team_admin_required")
 
 
+def _announce(
+    state: AppState, type: str, actor: Principal, row: dict[str, Any], **more: Any
+) -> None:
+    events = state.events
+    if not events.listening:
+        return
+    data = {
+        "key_id": row["id"],
+        "key_prefix": row.get("display"),
+        "name": row.get("name"),
+        "team_id": row.get("team_id"),
+        "user_id": row.get("user_id"),
+        "actor_key_id": actor.key_id,
+        **more,
+    }
+    events.emit(type, data, key_id=row["id"], team_id=row.get("team_id"))
+
+
 async def set_key_budget(state: AppState, key_id: str, period: str, usd: float) -> None:
     """A hard USD budget for a key, through the budget service."""
     await state.budgets.set_budget(scope="key", scope_id=key_id, period=period, hard_limit_usd=usd)
@@ -112,6 +131,7 @@ async def create_key(request: Request) -> Response:
     if usd is not None:
         await set_key_budget(state, row["id"], period, usd)
     await state.keys.changed()
+    _announce(state, "key.created", p, row)
     return json_response({**row, "key": key}, 201)
 
 
@@ -202,6 +222,8 @@ async def update_key(request: Request) -> Response:
     if usd is not None:
         await set_key_budget(state, row["id"], period, usd)
     await state.keys.changed()
+    changed = sorted([*values, *(["budget_usd"] if usd is not None else [])])
+    _announce(state, "key.updated", p, updated, changed=changed)
     return json_response(updated)
 
 
@@ -228,6 +250,7 @@ async def rotate_key(request: Request) -> Response:
     new, key = done
     await _copy_budgets(state, row["id"], new["id"])
     await state.keys.changed()
+    _announce(state, "key.rotated", p, row, new_key_id=new["id"], grace_s=body.grace_seconds)
     return json_response({**new, "key": key}, 201)
 
 
@@ -247,6 +270,8 @@ async def revoke_key(request: Request) -> Response:
     if revoked is None:
         raise not_found("key", row["id"])
     await state.keys.changed()
+    if row["revoked_at"] is None:  # revoking a revoked key changes nothing
+        _announce(state, "key.revoked", p, revoked)
     return json_response(revoked)
 
 

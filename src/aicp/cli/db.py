@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -18,6 +18,8 @@ from aicp.errors import AicpError, ConfigError
 
 if TYPE_CHECKING:
     from aicp.storage.db import Database
+
+T = TypeVar("T")
 
 db_app = typer.Typer(no_args_is_help=True, help="The database: schema revision and migrations.")
 
@@ -52,8 +54,6 @@ def _with_database(
     config: Path | None, work: Callable[[Database], Awaitable[str]]
 ) -> tuple[str, str]:
     """Run `work` on the configured database: (its redacted URL, what `work` returned)."""
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
     from aicp.config import load_settings
     from aicp.storage.db import Database, database_url, redacted
 
@@ -66,8 +66,15 @@ def _with_database(
         finally:
             await db.aclose()
 
+    return run_database_job(main)
+
+
+def run_database_job(main: Callable[[], Awaitable[T]]) -> T:
+    """asyncio.run(main()) with config, aicp and database errors printed plainly (exit 1/2)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
     try:
-        return asyncio.run(main())
+        return asyncio.run(main())  # type: ignore[arg-type]
     except ConfigError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None

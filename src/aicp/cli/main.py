@@ -16,6 +16,7 @@ from aicp.cli.db import db_app
 from aicp.cli.keys import keys_app, teams_app
 from aicp.cli.receipts import receipts_app
 from aicp.cli.spend import spend
+from aicp.cli.trace import replay, trace
 from aicp.errors import AicpError, ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="aicp: the AI control plane.")
@@ -26,6 +27,8 @@ app.add_typer(teams_app, name="teams")
 app.add_typer(db_app, name="db")
 app.add_typer(receipts_app, name="receipts")
 app.command(name="spend")(spend)
+app.command(name="trace")(trace)
+app.command(name="replay")(replay)
 
 DEFAULT_URL = "http://127.0.0.1:4000"
 UrlOpt = Annotated[str, typer.Option("--url", envvar="AICP_URL", help="The gateway's base URL.")]
@@ -40,7 +43,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 4000).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
+    log_level: Annotated[
+        str,
+        typer.Option(help="uvicorn's log level; aicp's is observability.logging.level."),
+    ] = "info",
 ) -> None:
     """Start the gateway."""
     import uvicorn
@@ -57,8 +63,13 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
+    from aicp.observability.logging import configure_logging
+
+    # uvicorn's loggers propagate to the root logger, so its lines share aicp's format.
+    configure_logging(settings.observability.logging)
     server = settings.server
     options: dict[str, Any] = {
+        "log_config": None,
         "host": server.host,
         "port": server.port,
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
@@ -69,6 +80,11 @@ def serve(
     }
     if server.workers > 1:
         # Workers build their own app from the same environment and file.
+        if settings.observability.metrics:
+            from aicp.observability.metrics import prepare_multiprocess
+
+            # Before the workers start: they choose prometheus_client's mode on import.
+            prepare_multiprocess(settings.storage.data_dir)
         uvicorn.run("aicp.app:factory", factory=True, workers=server.workers, **options)
     else:
         uvicorn.run(create_app(settings), **options)

@@ -8,7 +8,6 @@ log's published verifier key).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aicp.errors import AicpError, ConfigError
+from aicp.cli.db import run_database_job
+from aicp.errors import AicpError
 
 if TYPE_CHECKING:
     from aicp.config import Settings
@@ -40,7 +40,6 @@ T = TypeVar("T")
 
 
 def _run(config: Path | None, work: Callable[[Settings, Database, ReceiptLog], Awaitable[T]]) -> T:
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from aicp.config import load_settings
     from aicp.receipts.log import ReceiptLog
@@ -59,18 +58,7 @@ def _run(config: Path | None, work: Callable[[Settings, Database, ReceiptLog], A
         finally:
             await db.aclose()
 
-    try:
-        return asyncio.run(main())
-    except ConfigError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    except AicpError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-    except (OSError, SQLAlchemyError) as exc:
-        detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-        typer.echo(f"error: database: {detail}", err=True)
-        raise typer.Exit(1) from None
+    return run_database_job(main)
 
 
 def _print_report(report: Report, what: str) -> None:

@@ -7,6 +7,9 @@ counts as delivered once its first item arrived; we pull that item *here*,
 before the response is committed to the client, so a failure up to that
 point can still fall back (Envoy: retries are impossible once the response
 has started; gRPC A6: a call is committed once response headers arrive).
+
+An attempt after a failure is announced first: `route.retry` when it goes to
+the same deployment again, `route.fallback` when it moves on down the chain.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from typing import TYPE_CHECKING
 
 from aicp.config import ReliabilitySettings
 from aicp.errors import (
@@ -23,19 +27,33 @@ from aicp.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from aicp.observability.events import EventBus
+from aicp.plane.announce import emit_for, error_data
 from aicp.plane.exchange import Attempt, Exchange
 from aicp.protocol.tokens import estimate_request_tokens
 from aicp.providers.base import Call, Canonical, Reply, Timeouts, Usage
 from aicp.reliability.retry import RetryBudget, backoff
 from aicp.routing.router import Deployment
 
+if TYPE_CHECKING:
+    from aicp.observability.tracing import Tracing
+
 
 class Execute:
     name = "execute"
 
-    def __init__(self, settings: ReliabilitySettings, budget: RetryBudget) -> None:
+    def __init__(
+        self,
+        settings: ReliabilitySettings,
+        budget: RetryBudget,
+        events: EventBus | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.settings = settings
         self.budget = budget
+        self.events = events or EventBus()
+        #: A CLIENT span per attempt, its context sent upstream as `traceparent`.
+        self.tracing = tracing
 
     async def __call__(self, ex: Exchange) -> None:
         assert ex.route is not None, "the route stage runs before execute"
@@ -53,6 +71,7 @@ class Execute:
         s = self.settings
         budget = self.budget
         last: UpstreamError | None = None
+        failed: Deployment | None = None  # where `last` happened
         first = True
         # Every attempt after the first holds a retry-budget slot from the moment it is
         # scheduled until it ends, its backoff included, as Envoy counts retries; else a
@@ -75,11 +94,13 @@ class Execute:
                         ex.trace.append(("execute", {"skipped": dep.key, "reason": "breaker open"}))
                         break
                     first = False
+                    if failed is not None and self.events.listening:
+                        self._announce(ex, failed, dep, last)
                     try:
                         await self._attempt(ex, dep, deadline, loop)
                         return
                     except UpstreamError as err:
-                        last = err
+                        last, failed = err, dep
                         if not err.retryable:
                             raise
                     finally:
@@ -118,6 +139,18 @@ class Execute:
             headers=headers,
         )
 
+    def _announce(
+        self, ex: Exchange, failed: Deployment, dep: Deployment, err: UpstreamError | None
+    ) -> None:
+        data = {
+            "from": failed.key,
+            "to": dep.key,
+            "attempt": len(ex.attempts) + 1,
+            "error": None if err is None else error_data(err),
+        }
+        kind = "route.retry" if failed is dep else "route.fallback"
+        emit_for(self.events, kind, ex, data)
+
     async def _attempt(
         self, ex: Exchange, dep: Deployment, deadline: float, loop: asyncio.AbstractEventLoop
     ) -> None:
@@ -130,7 +163,12 @@ class Execute:
         )
         if ex.canonical is None:
             ex.canonical = Canonical(ex.protocol, ex.body)
-        call = Call(ex.protocol, ex.operation, ex.body, dep.model, ex.headers, timeouts, ex.stream)
+        tracing = self.tracing
+        span = None
+        headers = ex.headers
+        if tracing is not None:
+            span, headers = tracing.start_attempt(ex, dep)
+        call = Call(ex.protocol, ex.operation, ex.body, dep.model, headers, timeouts, ex.stream)
         call.canonical = ex.canonical
         attempt = Attempt(dep.provider.name, dep.key, dep.model)
         ex.attempts.append(attempt)
@@ -186,6 +224,9 @@ class Execute:
         finally:
             attempt.latency_ms = (time.perf_counter() - started) * 1000
             health.finish(ok, attempt.latency_ms, counts)
+            if span is not None:
+                assert tracing is not None
+                tracing.end_attempt(span, ex, attempt, ok)
 
 
 async def _count_tokens(dep: Deployment, call: Call) -> Reply:

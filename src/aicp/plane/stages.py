@@ -11,6 +11,8 @@ import hmac
 from typing import Protocol
 
 from aicp.errors import AuthenticationFailed, PermissionDenied
+from aicp.observability.events import EventBus
+from aicp.plane.announce import MODEL_CHARS, emit_for
 from aicp.plane.exchange import Exchange, Principal
 from aicp.routing.router import Router
 
@@ -68,8 +70,9 @@ class RouteStage:
 
     name = "route"
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, events: EventBus | None = None) -> None:
         self.router = router
+        self.events = events or EventBus()
 
     async def __call__(self, ex: Exchange) -> None:
         forced = ex.headers.get("x-aicp-route")
@@ -81,6 +84,7 @@ class RouteStage:
             ex.route = self.router.forced(forced)
         else:
             ex.route = self.router.resolve(ex.model)
-        ex.trace.append(
-            ("route", {"model": ex.model, "chain": ex.route.describe(), "forced": ex.route.forced})
-        )
+        decided = {"model": ex.model, "chain": ex.route.describe(), "forced": ex.route.forced}
+        ex.trace.append(("route", decided))
+        if self.events.listening:
+            emit_for(self.events, "route.decided", ex, {**decided, "model": ex.model[:MODEL_CHARS]})

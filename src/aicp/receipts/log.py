@@ -381,7 +381,8 @@ async def _nodes(
         for lv, idxs in by_level.items()
     )
     result = await conn.exec_driver_sql(f"SELECT level, idx, hash FROM receipt_nodes WHERE {where}")
-    return {(int(r[0]), int(r[1])): bytes(r[2]) for r in result}
+    rows: list[tuple[Any, ...]] = [tuple(r) for r in result]
+    return {(int(level), int(idx)): bytes(digest) for level, idx, digest in rows}
 
 
 async def _load_edge(conn: AsyncConnection, size: int) -> list[tuple[int, bytes]]:

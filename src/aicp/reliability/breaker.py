@@ -8,6 +8,10 @@ of one-second buckets. After `open_s` the breaker lets `half_open_probes`
 requests through; all of them succeeding closes it, any failure re-opens it.
 Unlike Envoy's ejection we do not grow the open time with repeated trips; a
 deployment that keeps failing keeps failing its probes.
+
+`on_change(breaker, previous_state)` hears every change of state; whoever makes
+the breaker decides what it means (state.py turns it into `breaker.*` events),
+so the breaker knows nothing of events.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from aicp.config import BreakerSettings
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
+#: Called after a breaker changed state, with the breaker and its previous state.
+OnChange = Callable[["Breaker", str], None]
+
 
 class Breaker:
     __slots__ = (
@@ -27,6 +34,7 @@ class Breaker:
         "_clock",
         "_probes_ok",
         "_probes_out",
+        "on_change",
         "opened_at",
         "settings",
         "state",
@@ -34,10 +42,14 @@ class Breaker:
     )
 
     def __init__(
-        self, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: BreakerSettings,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: OnChange | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
+        self.on_change = on_change
         self.state = CLOSED
         self.opened_at = 0.0
         self.trips = 0
@@ -53,8 +65,8 @@ class Breaker:
         if self.state == OPEN:
             if self._clock() - self.opened_at < self.settings.open_s:
                 return False
-            self.state = HALF_OPEN
             self._probes_out = self._probes_ok = 0
+            self._change(HALF_OPEN)
         if self._probes_out >= self.settings.half_open_probes:
             return False
         self._probes_out += 1
@@ -81,8 +93,8 @@ class Breaker:
                 return
             self._probes_ok += 1
             if self._probes_ok >= self.settings.half_open_probes:
-                self.state = CLOSED
                 self._buckets.clear()
+                self._change(CLOSED)
             return
         if self.state == OPEN:
             return
@@ -114,7 +126,12 @@ class Breaker:
         return total, failed
 
     def _open(self) -> None:
-        self.state = OPEN
         self.opened_at = self._clock()
         self.trips += 1
+        self._change(OPEN)  # before the window is cleared: a listener may count it
         self._buckets.clear()
+
+    def _change(self, state: str) -> None:
+        previous, self.state = self.state, state
+        if self.on_change is not None:
+            self.on_change(self, previous)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from aicp.config import BreakerSettings
-from aicp.reliability.breaker import Breaker
+from aicp.reliability.breaker import Breaker, OnChange
 
 #: Weight of the newest sample in the latency EWMA.
 EWMA_ALPHA = 0.3
@@ -25,9 +25,13 @@ class DeploymentHealth:
     )
 
     def __init__(
-        self, breaker: BreakerSettings, rpm: int | None = None, max_concurrency: int | None = None
+        self,
+        breaker: BreakerSettings,
+        rpm: int | None = None,
+        max_concurrency: int | None = None,
+        on_change: OnChange | None = None,
     ) -> None:
-        self.breaker = Breaker(breaker)
+        self.breaker = Breaker(breaker, on_change=on_change)
         self.ewma_ms: float | None = None
         self.in_flight = 0
         self.requests = 0

@@ -9,6 +9,7 @@ deployments; its fallbacks' chains follow.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,11 @@ from dataclasses import dataclass, field
 from aicp.config import DeploymentSettings, Settings
 from aicp.errors import AmbiguousModel, ConfigError, ModelNotFound
 from aicp.providers.base import Provider
+from aicp.reliability.breaker import Breaker
 from aicp.reliability.health import DeploymentHealth
+
+#: Hears every breaker's changes: (deployment key, breaker, previous state).
+BreakerListener = Callable[[str, Breaker, str], None]
 
 
 @dataclass(slots=True, eq=False)
@@ -91,9 +96,11 @@ class Router:
         providers: Mapping[str, Provider],
         catalog: Mapping[str, list[str]],
         rng: random.Random | None = None,
+        on_breaker: BreakerListener | None = None,
     ) -> None:
         self.settings = settings
         self.providers = providers
+        self.on_breaker = on_breaker
         #: provider name -> model names it serves (configured or discovered)
         self.catalog = catalog
         self.rng = rng or random.Random()
@@ -132,7 +139,10 @@ class Router:
         key = f"{provider}/{model}"
         health = self._health.get(key)
         if health is None:
-            health = DeploymentHealth(self.settings.reliability.breaker, rpm, max_concurrency)
+            listener = self.on_breaker
+            on_change = None if listener is None else functools.partial(listener, key)
+            breaker = self.settings.reliability.breaker
+            health = DeploymentHealth(breaker, rpm, max_concurrency, on_change)
             self._health[key] = health
         return health
 
