@@ -122,9 +122,10 @@ class ReceiptSettings(_Strict):
     signing_key: str | None = Field(default=None, repr=False)
     #: Seconds between automatic checkpoints (when the log grew); 0 turns them off.
     checkpoint_interval_s: float = Field(default=60.0, ge=0)
-    #: What is kept of request and response bodies: "full", "redacted" (JSON structure
-    #: kept, text and data replaced by their length) or "none".
-    bodies: Literal["full", "redacted", "none"] = "full"
+    #: What is kept of request and response bodies: "none" (only their hashes, in the
+    #: receipt), "full" (needed by `aicp replay`) or "redacted" (JSON structure kept,
+    #: text replaced by its length). Off by default: bodies are users' data.
+    bodies: Literal["full", "redacted", "none"] = "none"
     #: Days bodies are kept; the receipts (which commit to their hashes) stay. 0 = forever.
     body_retention_days: float = Field(default=30.0, ge=0)
     #: Wait for the receipt's commit before the response completes (the durable default).

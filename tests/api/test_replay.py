@@ -50,6 +50,7 @@ MODELS = [
 
 
 def settings_for(upstream: FakeUpstream, **receipts: Any) -> Any:
+    receipts = {"bodies": "full", **receipts}  # replay needs the bodies
     return openai_settings(
         upstream, server={"master_key": MASTER}, models=MODELS, receipts=receipts
     )

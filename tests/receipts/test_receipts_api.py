@@ -31,7 +31,9 @@ def module_upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(scope="module")
 def gw(module_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    settings = openai_settings(module_upstream, server={"master_key": MASTER})
+    settings = openai_settings(
+        module_upstream, server={"master_key": MASTER}, receipts={"bodies": "full"}
+    )
     with GatewayServer(settings) as server:
         yield server
 
@@ -204,7 +206,7 @@ def test_consistency_proofs_link_two_checkpoints(gw: GatewayServer, admin: httpx
     assert too_far.status_code == 422
 
 
-def test_bodies_are_kept_by_default_and_served_to_the_owner(
+def test_bodies_kept_by_config_are_served_to_the_owner(
     gw: GatewayServer, admin: httpx.Client
 ) -> None:
     key = new_key(admin)["key"]
@@ -214,3 +216,15 @@ def test_bodies_are_kept_by_default_and_served_to_the_owner(
     assert got.status_code == 200
     assert "keep this body" in got.json()["request"]["text"]
     assert got.json()["response"]["text"].encode() == raw.content
+
+
+def test_bodies_are_not_kept_by_default(upstream: FakeUpstream) -> None:
+    with GatewayServer(openai_settings(upstream)) as gw:
+        raw = chat(oa(gw, "anything"), "a private question")
+        rid = raw.headers["x-aicp-receipt-id"]
+        got = httpx.get(gw.url + f"/v1/receipts/{rid}/body")
+        assert got.status_code == 404 and "not kept" in got.json()["error"]["message"]
+        receipt = httpx.get(gw.url + f"/v1/receipts/{rid}").json()["receipt"]
+    # The receipt still commits to the bodies by their hashes.
+    assert receipt["bodies"]["request"].startswith("sha256:")
+    assert receipt["bodies"]["response"] == "sha256:" + hashlib.sha256(raw.content).hexdigest()

@@ -26,7 +26,11 @@ N = 12
 def data_dir(tmp_path: Path) -> Path:
     """A data directory whose log holds N receipts and a checkpoint of all of them."""
     settings = make_settings(
-        {"providers": {"mock": {"type": "mock"}}, "storage": {"data_dir": str(tmp_path)}}
+        {
+            "providers": {"mock": {"type": "mock"}},
+            "storage": {"data_dir": str(tmp_path)},
+            "receipts": {"bodies": "full"},
+        }
     )
     with GatewayServer(settings) as gw, httpx.Client(base_url=gw.url) as c:
         for i in range(N):

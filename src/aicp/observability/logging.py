@@ -247,6 +247,23 @@ def resolve_format(settings: LoggingSettings) -> str:
     return "console" if sys.stderr.isatty() else "json"
 
 
+def build_handler(
+    settings: LoggingSettings, handler: logging.Handler | None = None
+) -> logging.Handler:
+    """`handler` (default: one to stderr) with the aicp format of `settings`."""
+    chain: list[Processor] = [_Stamp(), _add_request]
+    if resolve_format(settings) == "json":
+        chain.append(_exc_info)
+        chain.append(_json)  # type: ignore[arg-type]
+    else:
+        chain.append(_console())
+    handler = handler or _StderrHandler()
+    handler.setFormatter(_Formatter(processors=chain))
+    if not hasattr(handler, "_aicp"):
+        handler._aicp = None  # type: ignore[attr-defined]
+    return handler
+
+
 def configure_logging(settings: LoggingSettings, handler: logging.Handler | None = None) -> None:
     """Install the aicp handler on the root logger; again with the same settings, nothing.
 
@@ -264,14 +281,7 @@ def configure_logging(settings: LoggingSettings, handler: logging.Handler | None
             return
         if hasattr(old, "_aicp"):
             root.removeHandler(old)
-    chain: list[Processor] = [_Stamp(), _add_request]
-    if fmt == "json":
-        chain.append(_exc_info)
-        chain.append(_json)  # type: ignore[arg-type]
-    else:
-        chain.append(_console())
-    handler = handler or _StderrHandler()
-    handler.setFormatter(_Formatter(processors=chain))
+    handler = build_handler(settings, handler)
     handler._aicp = key  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
@@ -295,26 +305,28 @@ def configure_logging(settings: LoggingSettings, handler: logging.Handler | None
 
 
 def _sole_handler(log: logging.Logger, level: int) -> logging.StreamHandler | None:  # type: ignore[type-arg]
-    """The aicp handler, when it is the only one a record of `log` would reach."""
-    root = logging.root
-    handlers = root.handlers
-    if len(handlers) != 1:
+    """The aicp handler, when it is the only handler a record of `log` would reach."""
+    if log.filters or log.disabled:
         return None
-    handler = handlers[0]
-    if (
-        not hasattr(handler, "_aicp")
-        or not isinstance(handler, logging.StreamHandler)
-        or not isinstance(handler.formatter, _Formatter)
-        or handler.filters
-        or level < handler.level
-    ):
-        return None
-    node: Any = log
-    while node is not root:
-        if node.handlers or node.filters or not node.propagate or node.disabled:
-            return None
+    found = None
+    node: logging.Logger | None = log
+    while node is not None:
+        for handler in node.handlers:
+            if found is not None:
+                return None
+            found = handler
+        if not node.propagate:
+            break
         node = node.parent
-    return handler
+    if (
+        isinstance(found, logging.StreamHandler)
+        and hasattr(found, "_aicp")
+        and isinstance(found.formatter, _Formatter)
+        and not found.filters
+        and level >= found.level
+    ):
+        return found
+    return None
 
 
 _REQUEST_EVENTS = {

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 import aicp
 from aicp.observability.events import Event
@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from aicp.reliability.health import DeploymentHealth
     from aicp.routing.router import Router
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The text format every Prometheus version reads (our names need none of 1.0.0's escaping).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 #: Distinct undeclared route or deployment names before the rest are counted as "other".
 OTHER_AFTER = 100
 #: Seconds between a worker's writes of its gauges in multiprocess mode.

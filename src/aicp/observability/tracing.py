@@ -84,7 +84,10 @@ def create_tracing(
         else:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            traces = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+                str(endpoint).rstrip("/") + "/v1/traces"
+            )
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces)))
     except ImportError as exc:
         raise ConfigError(
             f"OTEL_EXPORTER_OTLP_ENDPOINT is set but OpenTelemetry's SDK is missing ({exc}); "

@@ -30,6 +30,10 @@ class Path:
     ) -> None:
         self.request = tuple(request)
         self.response = tuple(response)
+        # What runs: a placeholder decides nothing, so it is not even awaited (it keeps
+        # its place in `request`/`response` and `names()` for when it is built).
+        self._request = tuple(s for s in self.request if not isinstance(s, Passthrough))
+        self._response = tuple(s for s in self.response if not isinstance(s, Passthrough))
         self.tracing = tracing
         # A placeholder that decides nothing yet gets no span (a span costs ~10-30 us).
         self._spans = frozenset(
@@ -49,10 +53,10 @@ class Path:
         self.in_flight += 1
         tracing = self.tracing
         if tracing is None:
-            await _timed(self.request, exchange)
+            await _timed(self._request, exchange)
         else:
             tracing.start_request(exchange)
-            await _traced(self.request, exchange, tracing, self._spans)
+            await _traced(self._request, exchange, tracing, self._spans)
         if exchange.upstream is not None:
             self._streams.add(id(exchange))
 
@@ -65,11 +69,11 @@ class Path:
         tracing = self.tracing
         try:
             if tracing is None:
-                await _timed(self.response, exchange)
+                await _timed(self._response, exchange)
             else:
                 tracing.start_request(exchange)  # a no-op when `run` started it
                 try:
-                    await _traced(self.response, exchange, tracing, self._spans)
+                    await _traced(self._response, exchange, tracing, self._spans)
                 finally:
                     tracing.end_request(exchange)
         finally:

@@ -9,7 +9,7 @@ by key id and display prefix only; bodies appear by their SHA-256 only.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from aicp.plane.exchange import Exchange
@@ -34,7 +34,11 @@ def body_hash(data: bytes | None) -> str | None:
 
 
 def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    whole = int(epoch)
+    micros = round((epoch - whole) * 1_000_000)
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
 
 
 def _us(ms: float | None) -> int | None:
@@ -48,7 +52,10 @@ def build(ex: Exchange, request_hash: str | None, ended: float) -> dict[str, Any
     usage = ex.usage
     sections: dict[str, list[Any]] = {name: [] for name in set(_SECTIONS.values())}
     decisions = []
+    # Only what stages recorded can hold floats or other types: the rest is built
+    # from str, int, bool and None below, so `plain` runs on these alone.
     for stage, decision in ex.trace:
+        decision = plain(decision)
         section = _SECTIONS.get(stage)
         if section is not None:
             sections[section].append(decision)
@@ -72,16 +79,16 @@ def build(ex: Exchange, request_hash: str | None, ended: float) -> dict[str, Any
             "service_account_id": p.service_account_id,
             "trust_level": p.trust_level,
         },
-        "labels": ex.labels,
+        "labels": plain(ex.labels),
         "guardrails": sections["guardrails"],
         "policy": sections["policy"],
         "cache": sections["cache"] or [{"result": "off"}],
         "compression": sections["compression"],
-        "model": ex.model,
+        "model": ex.model[:200],
         "route": None
         if route is None
         else {
-            "requested": route.model,
+            "requested": route.model[:200],
             "chain": route.describe(),
             "forced": route.forced,
             "served": served.key if served is not None else None,
@@ -92,7 +99,7 @@ def build(ex: Exchange, request_hash: str | None, ended: float) -> dict[str, Any
                 "deployment": a.deployment,
                 "model": a.model,
                 "status": a.status,
-                "error": a.error,
+                "error": None if a.error is None else a.error[:500],
                 "latency_us": round(a.latency_ms * 1000),
             }
             for a in ex.attempts
@@ -118,4 +125,4 @@ def build(ex: Exchange, request_hash: str | None, ended: float) -> dict[str, Any
         "decisions": decisions,
         "bodies": {"request": request_hash, "response": ex.response_hash},
     }
-    return plain(receipt)  # type: ignore[no-any-return]
+    return receipt

@@ -77,6 +77,16 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
     @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite file (None for PostgreSQL or an in-memory database)."""
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return database
+
+    @property
     def dialect(self) -> str:
         """The dialect name: sqlite or postgresql."""
         return self.engine.dialect.name
