@@ -70,6 +70,23 @@ def test_requests_durations_ttft_and_tokens_are_counted(gw: GatewayServer) -> No
     assert m.series("aicp_info") == [{"version": "0.1.0"}]
 
 
+def test_an_open_stream_is_active_and_in_flight_until_it_ends(
+    gw: GatewayServer, upstream: FakeUpstream
+) -> None:
+    upstream.fault(stall_s=0.3, path="/chat/completions")
+    stream = client(gw).chat.completions.create(model=ROUTE, messages=HI, stream=True)
+    chunks = iter(stream)
+    next(chunks)  # the stream has started: its first chunk is here, the rest stalls
+    during = scrape(gw)
+    rest = list(chunks)
+    after = scrape(gw)
+    assert rest
+    assert during.value("aicp_active_streams") == 1
+    assert during.value("aicp_requests_in_flight") == 1
+    assert after.value("aicp_active_streams") == 0
+    assert after.value("aicp_requests_in_flight") == 0
+
+
 def test_labels_carry_no_key_or_request_id(gw: GatewayServer) -> None:
     made = httpx.post(
         gw.url + "/admin/keys", headers={"authorization": f"Bearer {MASTER}"}, json={"name": "m"}

@@ -90,6 +90,7 @@ class ReceiptLog:
         self.batches = 0
         self.written = 0
         self._sqlite = _SqliteWriter(db.sqlite_path) if db.sqlite_path else None
+        self._postgres = _PostgresWriter(db.url) if db.dialect == "postgresql" else None
 
     @property
     def queue_depth(self) -> int:
@@ -133,6 +134,8 @@ class ReceiptLog:
         if self._sqlite is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._sqlite.close)
             self._sqlite = None
+        if self._postgres is not None:
+            await self._postgres.close()
 
     # --- writing ---------------------------------------------------------------
 
@@ -178,6 +181,8 @@ class ReceiptLog:
             size, edge = await asyncio.get_running_loop().run_in_executor(
                 self._sqlite.thread, self._sqlite.write, batch, self._size, self._edge
             )
+        elif self._postgres is not None:
+            size, edge = await self._postgres.write(batch, self._size, self._edge)
         else:
             size, edge = await self._write_async(batch)
         # Only after the commit: a failed transaction must not move our idea of the log.
@@ -446,6 +451,73 @@ class _SqliteWriter:
 
         self.thread.submit(shut).result()
         self.thread.shutdown()
+
+
+class _PostgresWriter:
+    """The PostgreSQL writer: its own asyncpg connection, rows sent with COPY.
+
+    Through SQLAlchemy each batch paid its statement compilation and the
+    executemany machinery (measured ~290 us of CPU per request against 65 us for
+    the whole path before receipts); COPY of prepared tuples on a connection of
+    our own costs a fraction of that.
+    """
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.engine import make_url
+
+        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conn: Any = None
+
+    async def _connect(self) -> Any:
+        if self._conn is None or self._conn.is_closed():
+            import asyncpg  # type: ignore[import-untyped]
+
+            self._conn = await asyncpg.connect(self.dsn)
+        return self._conn
+
+    async def write(
+        self, batch: list[Pending], known: int, edge: list[tuple[int, bytes]]
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        conn = await self._connect()
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", LOG_LOCK)
+                top = await conn.fetchval("SELECT max(leaf_index) FROM receipts")
+                size = 0 if top is None else int(top) + 1
+                if size == known:
+                    edge = list(edge)
+                else:
+                    positions = merkle.edge_positions(size)
+                    rows = await conn.fetch(
+                        "SELECT level, idx, hash FROM receipt_nodes WHERE (level, idx) IN "
+                        "(SELECT * FROM unnest($1::smallint[], $2::bigint[]))",
+                        [lv for lv, _ in positions],
+                        [i for _, i in positions],
+                    )
+                    found = {(r["level"], r["idx"]): bytes(r["hash"]) for r in rows}
+                    if len(found) != len(positions):
+                        raise RuntimeError(f"receipt log: nodes of a tree of {size} are missing")
+                    edge = [(lv, found[(lv, i)]) for lv, i in positions]
+                leaves, nodes, bodies = rows_of(batch, size, edge)
+                await conn.copy_records_to_table("receipts", records=leaves, columns=LEAF_COLUMNS)
+                await conn.copy_records_to_table(
+                    "receipt_nodes", records=nodes, columns=NODE_COLUMNS
+                )
+                if bodies:
+                    await conn.copy_records_to_table(
+                        "receipt_bodies", records=bodies, columns=BODY_COLUMNS
+                    )
+        except BaseException:
+            # A connection in an unknown state is not reused.
+            await self.close()
+            raise
+        return size, edge
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            with contextlib.suppress(Exception):
+                await conn.close()
 
 
 async def _lock(conn: AsyncConnection) -> None:
