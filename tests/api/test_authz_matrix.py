@@ -44,6 +44,7 @@ def gw() -> Iterator[GatewayServer]:
             "server": {"master_key": MASTER},
             "providers": {"mock": {"type": "mock", "options": {"reply": "ok"}}},
             "models": [PRICED],
+            "receipts": {"bodies": "full"},  # so that admins may replay
         }
     )
     with GatewayServer(settings) as server:
@@ -90,6 +91,11 @@ def build(gw: GatewayServer) -> World:
         ids["team_budget"] = post("/admin/budgets", team_budget)["id"]
         key_budget = {"scope": "key", "scope_id": ids["key"], "hard_limit_usd": 10}
         ids["key_budget"] = post("/admin/budgets", key_budget)["id"]
+    chat = {"model": "priced", "messages": [{"role": "user", "content": "hi"}]}
+    owner = {"authorization": f"Bearer {keys['key_owner']}"}
+    resp = httpx.post(gw.url + "/v1/chat/completions", json=chat, headers=owner)
+    assert resp.status_code == 200, resp.text
+    ids["receipt"] = resp.headers["x-aicp-receipt-id"]
     return World(ids, keys)
 
 
@@ -151,11 +157,22 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, set[str]]] = [
     # Spend: every key gets a report, narrowed to what it may see (tests below).
     ("spend.report", "GET", "/admin/spend", None, KEYED),
     ("spend.by_team", "GET", "/admin/spend?by=team&since=2020-01-01", None, KEYED),
+    # Receipts: a key reads its own, a team admin the team's, an admin all; checkpoints
+    # are for anyone with a key, signing one on demand is for admins.
+    ("receipts.get", "GET", "/v1/receipts/{receipt}", None, {A, T, K}),
+    ("receipts.body", "GET", "/v1/receipts/{receipt}/body", None, {A, T, K}),
+    ("receipts.list", "GET", "/v1/receipts", None, KEYED),
+    ("receipts.list_team", "GET", "/v1/receipts?team={team}", None, {A, T}),
+    ("receipts.list_key", "GET", "/v1/receipts?key={key}", None, {A, K}),
+    ("receipts.checkpoint", "GET", "/v1/receipts/checkpoint", None, KEYED),
+    ("receipts.sign", "POST", "/v1/receipts/checkpoint", None, {A}),
+    ("receipts.consistency", "GET", "/v1/receipts/consistency?from=1&to=1", None, KEYED),
+    ("replay.simulate", "POST", "/admin/replay", {"receipt_id": "{receipt}"}, {A}),
 ]
 
 #: Cases whose handler hides what the caller may not see: a denied key gets 404, as for an
 #: id that does not exist, rather than 403.
-HIDDEN = {"budget.get_team", "budget.get_key"}
+HIDDEN = {"budget.get_team", "budget.get_key", "receipts.get", "receipts.body"}
 
 
 def _fill(value: Any, ids: dict[str, str]) -> Any:
