@@ -24,10 +24,10 @@ import uvloop
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from identity_cpu import call  # noqa: E402 - the same ASGI driver
+from identity_cpu import call
 
-from aicp.app import create_app  # noqa: E402
-from aicp.config import load_settings  # noqa: E402
+from aicp.app import create_app
+from aicp.config import load_settings
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello there, how are you"}]}
 BODIES = {

@@ -91,9 +91,11 @@ def build(gw: GatewayServer) -> World:
         ids["team_budget"] = post("/admin/budgets", team_budget)["id"]
         key_budget = {"scope": "key", "scope_id": ids["key"], "hard_limit_usd": 10}
         ids["key_budget"] = post("/admin/budgets", key_budget)["id"]
-    chat = {"model": "priced", "messages": [{"role": "user", "content": "hi"}]}
+    # A receipt of the key owner's (token counting: a receipt, but no spend to skew the
+    # spend tests below).
+    count = {"model": "priced", "messages": [{"role": "user", "content": "hi"}]}
     owner = {"authorization": f"Bearer {keys['key_owner']}"}
-    resp = httpx.post(gw.url + "/v1/chat/completions", json=chat, headers=owner)
+    resp = httpx.post(gw.url + "/v1/messages/count_tokens", json=count, headers=owner)
     assert resp.status_code == 200, resp.text
     ids["receipt"] = resp.headers["x-aicp-receipt-id"]
     return World(ids, keys)

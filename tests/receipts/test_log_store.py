@@ -161,3 +161,34 @@ async def test_a_checkpoint_per_size_even_when_two_processes_sign_at_once(
     async with database.connect() as conn:
         sizes = (await conn.execute(select(receipt_checkpoints.c.size))).scalars().all()
     assert sizes == [4]
+
+
+class CommitsThenFails(ReceiptLog):
+    """A writer whose first transaction commits and then reports an error (a connection
+    lost right after COMMIT)."""
+
+    failed = False
+
+    async def _write(self, batch: list[Pending]) -> int:
+        first = await super()._write(batch)
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("lost after commit")
+        return first
+
+
+async def test_a_batch_committed_before_an_error_is_not_written_twice(
+    database: Database, tmp_path: Path
+) -> None:
+    rs = ReceiptSettings(checkpoint_interval_s=0, body_retention_days=0)
+    log = CommitsThenFails(database, load_signer(None, str(tmp_path), rs.origin), rs)
+    log.start()
+    try:
+        indexes = await asyncio.gather(*(log.append(pending(i)) for i in range(5)))
+        more = await log.append(pending(5))
+    finally:
+        await log.aclose()
+    assert sorted(indexes) == [0, 1, 2, 3, 4] and more == 5
+    async with database.connect() as conn:
+        rows = (await conn.execute(select(receipts.c.leaf_index))).scalars().all()
+    assert sorted(rows) == [0, 1, 2, 3, 4, 5]

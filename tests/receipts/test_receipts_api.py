@@ -228,3 +228,37 @@ def test_bodies_are_not_kept_by_default(upstream: FakeUpstream) -> None:
     # The receipt still commits to the bodies by their hashes.
     assert receipt["bodies"]["request"].startswith("sha256:")
     assert receipt["bodies"]["response"] == "sha256:" + hashlib.sha256(raw.content).hexdigest()
+
+
+def test_a_response_is_withheld_when_its_receipt_cannot_be_committed(
+    upstream: FakeUpstream, tmp_path: Any
+) -> None:
+    import sqlite3
+
+    settings = openai_settings(upstream, storage={"data_dir": str(tmp_path)})
+    with GatewayServer(settings) as gw:
+        client = oa(gw, "anything")
+        chat(client)  # the log works
+        with sqlite3.connect(tmp_path / "aicp.db") as db:  # then the database refuses writes
+            db.execute(
+                "CREATE TRIGGER no_more BEFORE INSERT ON receipts "
+                "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+            )
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(
+                model="up/gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
+        assert caught.value.status_code == 503
+        assert caught.value.body["code"] == "receipt_not_recorded"  # type: ignore[index]
+        with httpx.stream(
+            "POST",
+            gw.url + "/v1/chat/completions",
+            json={
+                "model": "up/gpt-4o-mini",
+                "stream": True,
+                "messages": [{"role": "user", "content": "s"}],
+            },
+        ) as r:
+            text = r.read().decode()
+        # Headers went out before the stream: it ends with an error event, not [DONE].
+        assert "receipt_not_recorded" in text and "[DONE]" not in text

@@ -162,6 +162,9 @@ class Endpoint:
     async def _stream(self, ex: Exchange, upstream: Stream, receive: Receive, send: Send) -> None:
         encoder = None if upstream.passthrough else _encoder(ex)
         encode = None if encoder is None else encoder.feed
+        # A translated stream's end is `encoder.close()`, written by us after the commit;
+        # a pass-through stream's is the upstream's own terminal event, held back here.
+        hold = _Terminal(ex.protocol) if encoder is None else None
         close = b""
         await send(
             {
@@ -181,6 +184,8 @@ class Endpoint:
             if first is not None:
                 data = _enc(first, encode)
                 sent += len(data)
+                if hold is not None:
+                    data = hold.feed(data)
                 digest.update(data)
                 if kept is not None:
                     kept.append(data)
@@ -192,6 +197,10 @@ class Endpoint:
                     break
                 data = _enc(item, encode)
                 sent += len(data)
+                if hold is not None:
+                    data = hold.feed(data)
+                    if not data:
+                        continue
                 digest.update(data)
                 if kept is not None:
                     kept.append(data)
@@ -221,6 +230,8 @@ class Endpoint:
             ex.served.health.breaker.record(not failed)
         if failed:
             ex.status = 502
+        if hold is not None:
+            close = hold.held + close
         digest.update(close)
         ex.response_hash = "sha256:" + digest.hexdigest()
         if kept is not None:
@@ -279,3 +290,45 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
         if message["type"] == "http.disconnect":
             gone.set()
             return
+
+
+#: The event that ends a stream, by protocol: a pass-through stream's is held back
+#: until the receipt is committed, as the close of a translated stream is.
+TERMINAL = {
+    OPENAI: b"data: [DONE]",
+    ANTHROPIC: b"event: message_stop",
+    RESPONSES: b"event: response.completed",
+}
+
+
+class _Terminal:
+    """Splits a pass-through stream before its terminal event.
+
+    `feed` returns what may go to the client now; from the terminal event on,
+    everything is `held`. A chunk that ends in what could be the start of the
+    terminal event (a marker split across network reads) keeps that tail back
+    too; it is the beginning of a line the client could not parse yet anyway.
+    """
+
+    __slots__ = ("held", "marker")
+
+    def __init__(self, protocol: str) -> None:
+        self.marker = TERMINAL.get(protocol, b"")
+        self.held = b""
+
+    def feed(self, data: bytes) -> bytes:
+        marker = self.marker
+        if not marker:
+            return data
+        if self.held:
+            data = self.held + data
+            self.held = b""
+        at = data.find(marker)
+        if at >= 0:
+            self.held = data[at:]
+            return data[:at]
+        for k in range(min(len(marker) - 1, len(data)), 0, -1):
+            if data.endswith(marker[:k]):
+                self.held = data[-k:]
+                return data[:-k]
+        return data

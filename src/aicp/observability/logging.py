@@ -50,10 +50,6 @@ def bind_trace(trace_id: str) -> None:
     _trace_id.set(trace_id)
 
 
-def current_request() -> Exchange | None:
-    return _request.get()
-
-
 # --- redaction -------------------------------------------------------------------
 
 _VALUE = rb"[^\s\"',;}\\]{8,}"

@@ -154,7 +154,7 @@ class Metrics:
         )
         self.duration = histogram(
             "aicp_request_duration_seconds",
-            "Time from the request's arrival to its last byte, in seconds.",
+            "Time from the request's arrival until it was answered (a stream: ended), in seconds.",
             rp,
             DURATION_BUCKETS,
         )

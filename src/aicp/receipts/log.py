@@ -43,6 +43,9 @@ log = logging.getLogger("aicp.receipts")
 #: The PostgreSQL advisory lock writers take turns on ("rcpt" in ASCII).
 LOG_LOCK = 0x72637074
 
+#: The least time between checkpoints signed because a receipt was asked for.
+MIN_ON_DEMAND_S = 1.0
+
 #: How often bodies past their retention are deleted.
 RETENTION_EVERY_S = 3600.0
 
@@ -158,19 +161,27 @@ class ReceiptLog:
         for attempt in range(3):
             try:
                 first = await self._write(batch)
+                indexes = [first + i for i in range(len(batch))]
             except Exception as exc:
                 self._size = -1  # reload the edge from the database next time
-                if attempt == 2:
+                # The commit may have happened before the error (a connection lost after
+                # COMMIT): then the receipts are in the log and must not go in twice.
+                found = await self._written(batch)
+                if found is not None:
+                    indexes = found
+                elif attempt == 2:
                     log.exception("receipts: a batch of %d could not be written", len(batch))
                     for p in batch:
                         if not p.future.done():
                             p.future.set_exception(exc)
                     return
-                await asyncio.sleep(0.05 * (attempt + 1))
-                continue
-            for i, p in enumerate(batch):
+                else:
+                    log.warning("receipts: writing a batch failed (%r); retrying", exc)
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+            for p, index in zip(batch, indexes, strict=True):
                 if not p.future.done():
-                    p.future.set_result(first + i)
+                    p.future.set_result(index)
             self.batches += 1
             self.written += len(batch)
             return
@@ -209,6 +220,22 @@ class ReceiptLog:
                 )
         return size, edge
 
+    async def _written(self, batch: list[Pending]) -> list[int] | None:
+        """The leaf indexes of a batch that is already in the log, else None."""
+        try:
+            async with self.db.connect() as conn:
+                rows = await conn.execute(
+                    select(receipts.c.id, receipts.c.leaf_index).where(
+                        receipts.c.id.in_([p.id for p in batch])
+                    )
+                )
+                found = {r.id: r.leaf_index for r in rows}
+        except Exception:
+            return None
+        if len(found) != len(batch):
+            return None
+        return [int(found[p.id]) for p in batch]
+
     # --- checkpoints ------------------------------------------------------------
 
     async def size(self) -> int:
@@ -220,21 +247,31 @@ class ReceiptLog:
             return merkle.right_edge_root(await _load_edge(conn, size))
 
     async def latest_checkpoint(self) -> Checkpoint | None:
+        found = await self._latest()
+        return None if found is None else found[0]
+
+    async def _latest(self) -> tuple[Checkpoint, float] | None:
         async with self.db.connect() as conn:
+            c = receipt_checkpoints.c
             row = (
-                await conn.execute(
-                    select(receipt_checkpoints.c.note)
-                    .order_by(receipt_checkpoints.c.size.desc())
-                    .limit(1)
-                )
+                await conn.execute(select(c.note, c.created_at).order_by(c.size.desc()).limit(1))
             ).first()
-        return None if row is None else self._parse(row.note)
+        return None if row is None else (self._parse(row.note), float(row.created_at))
 
     async def checkpoint_at_least(self, size: int) -> Checkpoint:
-        """The newest checkpoint, or a new one when the newest is smaller than `size`."""
-        latest = await self.latest_checkpoint()
-        if latest is not None and latest.size >= size:
-            return latest
+        """The newest checkpoint, or a new one when the newest is smaller than `size`.
+
+        New ones on demand come at most one a second (MIN_ON_DEMAND_S): a client that
+        fetches every receipt right after its request would otherwise have one
+        checkpoint signed per request."""
+        found = await self._latest()
+        if found is not None:
+            latest, made_at = found
+            if latest.size >= size:
+                return latest
+            wait = MIN_ON_DEMAND_S - (self.clock() - made_at)
+            if wait > 0:
+                await asyncio.sleep(wait)
         made = await self.checkpoint()
         if made.size < size:  # pragma: no cover - the receipt was read from the log
             raise RuntimeError(f"the log has {made.size} receipts, fewer than {size}")
@@ -472,7 +509,9 @@ class _PostgresWriter:
         if self._conn is None or self._conn.is_closed():
             import asyncpg  # type: ignore[import-untyped]
 
-            self._conn = await asyncpg.connect(self.dsn)
+            # Bounded: a database that does not answer fails the batch (and is retried)
+            # rather than holding every waiting response for asyncpg's default minute.
+            self._conn = await asyncpg.connect(self.dsn, timeout=10, command_timeout=30)
         return self._conn
 
     async def write(
