@@ -13,8 +13,9 @@ from sqlalchemy.exc import DBAPIError
 
 from aicp.config import ReceiptSettings
 from aicp.receipts import merkle
-from aicp.receipts.log import Pending, ReceiptLog
+from aicp.receipts.log import ReceiptLog
 from aicp.receipts.signing import load_signer
+from aicp.receipts.store import Pending
 from aicp.storage.db import Database
 from aicp.storage.schema import receipt_bodies, receipt_checkpoints, receipt_nodes, receipts
 

@@ -284,6 +284,9 @@ def configure_logging(settings: LoggingSettings, handler: logging.Handler | None
     if level <= logging.DEBUG:
         # aiosqlite logs every SQL statement with its parameters at DEBUG.
         logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    # Alembic narrates each migration context at INFO ("Context impl SQLiteImpl."...);
+    # aicp.storage logs the one line that matters (from which revision to which).
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     # structlog's own loggers, should any module use one, go through the same handler.
     structlog.configure(
         processors=[

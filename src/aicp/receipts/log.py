@@ -20,28 +20,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aicp.config import ReceiptSettings
 from aicp.observability.events import EventBus
 from aicp.receipts import merkle
 from aicp.receipts.signing import Checkpoint, Signer
+from aicp.receipts.store import (
+    BODY_COLUMNS,
+    LEAF_COLUMNS,
+    NODE_COLUMNS,
+    Pending,
+    PostgresWriter,
+    SqliteWriter,
+    load_edge,
+    lock,
+    proof,
+    rows_of,
+    size_of,
+)
 from aicp.storage.db import Database
 from aicp.storage.schema import receipt_bodies, receipt_checkpoints, receipt_nodes, receipts
 
 log = logging.getLogger("aicp.receipts")
-
-#: The PostgreSQL advisory lock writers take turns on ("rcpt" in ASCII).
-LOG_LOCK = 0x72637074
 
 #: The least time between checkpoints signed because a receipt was asked for.
 MIN_ON_DEMAND_S = 1.0
@@ -52,20 +58,6 @@ RETENTION_EVERY_S = 3600.0
 
 class ReceiptNotFound(LookupError):
     pass
-
-
-@dataclass(slots=True)
-class Pending:
-    id: str
-    created_at: float
-    key_id: str | None
-    team_id: str | None
-    model: str | None
-    status: int
-    data: bytes
-    #: ("full" | "redacted", request, response) or None when bodies are not kept.
-    bodies: tuple[str, bytes | None, bytes | None] | None
-    future: asyncio.Future[int]
 
 
 class ReceiptLog:
@@ -92,8 +84,8 @@ class ReceiptLog:
         self._edge: list[tuple[int, bytes]] = []
         self.batches = 0
         self.written = 0
-        self._sqlite = _SqliteWriter(db.sqlite_path) if db.sqlite_path else None
-        self._postgres = _PostgresWriter(db.url) if db.dialect == "postgresql" else None
+        self._sqlite = SqliteWriter(db.sqlite_path) if db.sqlite_path else None
+        self._postgres = PostgresWriter(db.url) if db.dialect == "postgresql" else None
 
     @property
     def queue_depth(self) -> int:
@@ -188,7 +180,7 @@ class ReceiptLog:
 
     async def _write(self, batch: list[Pending]) -> int:
         if self._sqlite is not None:
-            # One hop to the writer thread for the whole transaction (see _SqliteWriter).
+            # One hop to the writer thread for the whole transaction (see store.SqliteWriter).
             size, edge = await asyncio.get_running_loop().run_in_executor(
                 self._sqlite.thread, self._sqlite.write, batch, self._size, self._edge
             )
@@ -203,9 +195,9 @@ class ReceiptLog:
 
     async def _write_async(self, batch: list[Pending]) -> tuple[int, list[tuple[int, bytes]]]:
         async with self.db.begin() as conn:
-            await _lock(conn)
-            size = await _size(conn)
-            edge = list(self._edge) if size == self._size else await _load_edge(conn, size)
+            await lock(conn)
+            size = await size_of(conn)
+            edge = list(self._edge) if size == self._size else await load_edge(conn, size)
             leaves, nodes, bodies = rows_of(batch, size, edge)
             await conn.execute(
                 insert(receipts), [dict(zip(LEAF_COLUMNS, r, strict=True)) for r in leaves]
@@ -240,11 +232,11 @@ class ReceiptLog:
 
     async def size(self) -> int:
         async with self.db.connect() as conn:
-            return await _size(conn)
+            return await size_of(conn)
 
     async def root_at(self, size: int) -> bytes:
         async with self.db.connect() as conn:
-            return merkle.right_edge_root(await _load_edge(conn, size))
+            return merkle.right_edge_root(await load_edge(conn, size))
 
     async def latest_checkpoint(self) -> Checkpoint | None:
         found = await self._latest()
@@ -280,7 +272,7 @@ class ReceiptLog:
     async def checkpoint(self) -> Checkpoint:
         """Sign the log as it is now (on demand, and every checkpoint_interval_s)."""
         async with self.db.connect() as conn:
-            size = await _size(conn)
+            size = await size_of(conn)
             existing = (
                 await conn.execute(
                     select(receipt_checkpoints.c.note).where(receipt_checkpoints.c.size == size)
@@ -288,7 +280,7 @@ class ReceiptLog:
             ).first()
             if existing is not None:
                 return self._parse(existing.note)
-            root = merkle.right_edge_root(await _load_edge(conn, size))
+            root = merkle.right_edge_root(await load_edge(conn, size))
         cp = self.signer.sign(self.origin, size, root)
         try:
             async with self.db.begin() as conn:
@@ -360,11 +352,11 @@ class ReceiptLog:
 
     async def inclusion(self, index: int, size: int) -> list[bytes]:
         async with self.db.connect() as conn:
-            return await _proof(conn, lambda get: merkle.inclusion_proof(index, size, get))
+            return await proof(conn, lambda get: merkle.inclusion_proof(index, size, get))
 
     async def consistency(self, old: int, new: int) -> list[bytes]:
         async with self.db.connect() as conn:
-            return await _proof(conn, lambda get: merkle.consistency_proof(old, new, get))
+            return await proof(conn, lambda get: merkle.consistency_proof(old, new, get))
 
     async def bundle(self, receipt_id: str) -> dict[str, Any]:
         """The receipt with everything needed to verify it offline."""
@@ -383,241 +375,3 @@ class ReceiptLog:
             "checkpoint": cp.note,
             "verifier_key": self.signer.verifier_key,
         }
-
-
-LEAF_COLUMNS = (
-    "leaf_index",
-    "id",
-    "created_at",
-    "key_id",
-    "team_id",
-    "model",
-    "status",
-    "data",
-    "leaf_hash",
-)
-NODE_COLUMNS = ("level", "idx", "hash")
-BODY_COLUMNS = ("receipt_id", "kept", "request", "response", "created_at")
-
-Rows = list[tuple[Any, ...]]
-
-
-def rows_of(
-    batch: list[Pending], size: int, edge: list[tuple[int, bytes]]
-) -> tuple[Rows, Rows, Rows]:
-    """The leaf, node and body rows of a batch appended to a tree of `size` whose
-    right edge is `edge` (updated in place)."""
-    leaves: Rows = []
-    nodes: Rows = []
-    bodies: Rows = []
-    for i, p in enumerate(batch):
-        leaf = merkle.leaf_hash(p.data)
-        nodes.extend(merkle.complete_nodes_after_append(size + i, leaf, edge))
-        leaves.append(
-            (size + i, p.id, p.created_at, p.key_id, p.team_id, p.model, p.status, p.data, leaf)
-        )
-        if p.bodies is not None:
-            kept, request, response = p.bodies
-            bodies.append((p.id, kept, request, response, p.created_at))
-    return leaves, nodes, bodies
-
-
-class _SqliteWriter:
-    """The SQLite writer: its own stdlib connection on its own thread.
-
-    Through aiosqlite every statement of the append transaction is a round trip
-    between the event loop and aiosqlite's thread (seven per batch); measured in
-    bench/path_cpu.py that cost ~2 ms of CPU per request at c=1. Here the whole
-    transaction is one call on one thread.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aicp-receipts")
-        self._conn: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn = conn
-        return self._conn
-
-    def write(
-        self, batch: list[Pending], known: int, edge: list[tuple[int, bytes]]
-    ) -> tuple[int, list[tuple[int, bytes]]]:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")  # the log's lock: one writer at a time, all processes
-        try:
-            top = conn.execute("SELECT max(leaf_index) FROM receipts").fetchone()[0]
-            size = 0 if top is None else int(top) + 1
-            if size == known:
-                edge = list(edge)
-            else:
-                found = {}
-                for level, idx in merkle.edge_positions(size):
-                    row = conn.execute(
-                        "SELECT hash FROM receipt_nodes WHERE level = ? AND idx = ?", (level, idx)
-                    ).fetchone()
-                    if row is None:
-                        raise RuntimeError(f"receipt log: node {(level, idx)} is missing")
-                    found[(level, idx)] = bytes(row[0])
-                edge = [(lv, found[(lv, i)]) for lv, i in merkle.edge_positions(size)]
-            leaves, nodes, bodies = rows_of(batch, size, edge)
-            conn.executemany(
-                f"INSERT INTO receipts ({','.join(LEAF_COLUMNS)}) VALUES ({','.join('?' * 9)})",
-                leaves,
-            )
-            conn.executemany("INSERT INTO receipt_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
-            if bodies:
-                conn.executemany(
-                    f"INSERT INTO receipt_bodies ({','.join(BODY_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                    bodies,
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return size, edge
-
-    def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        self.thread.submit(shut).result()
-        self.thread.shutdown()
-
-
-class _PostgresWriter:
-    """The PostgreSQL writer: its own asyncpg connection, rows sent with COPY.
-
-    Through SQLAlchemy each batch paid its statement compilation and the
-    executemany machinery (measured ~290 us of CPU per request against 65 us for
-    the whole path before receipts); COPY of prepared tuples on a connection of
-    our own costs a fraction of that.
-    """
-
-    def __init__(self, url: str) -> None:
-        from sqlalchemy.engine import make_url
-
-        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._conn: Any = None
-
-    async def _connect(self) -> Any:
-        if self._conn is None or self._conn.is_closed():
-            import asyncpg  # type: ignore[import-untyped]
-
-            # Bounded: a database that does not answer fails the batch (and is retried)
-            # rather than holding every waiting response for asyncpg's default minute.
-            self._conn = await asyncpg.connect(self.dsn, timeout=10, command_timeout=30)
-        return self._conn
-
-    async def write(
-        self, batch: list[Pending], known: int, edge: list[tuple[int, bytes]]
-    ) -> tuple[int, list[tuple[int, bytes]]]:
-        conn = await self._connect()
-        try:
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", LOG_LOCK)
-                top = await conn.fetchval("SELECT max(leaf_index) FROM receipts")
-                size = 0 if top is None else int(top) + 1
-                if size == known:
-                    edge = list(edge)
-                else:
-                    positions = merkle.edge_positions(size)
-                    rows = await conn.fetch(
-                        "SELECT level, idx, hash FROM receipt_nodes WHERE (level, idx) IN "
-                        "(SELECT * FROM unnest($1::smallint[], $2::bigint[]))",
-                        [lv for lv, _ in positions],
-                        [i for _, i in positions],
-                    )
-                    found = {(r["level"], r["idx"]): bytes(r["hash"]) for r in rows}
-                    if len(found) != len(positions):
-                        raise RuntimeError(f"receipt log: nodes of a tree of {size} are missing")
-                    edge = [(lv, found[(lv, i)]) for lv, i in positions]
-                leaves, nodes, bodies = rows_of(batch, size, edge)
-                await conn.copy_records_to_table("receipts", records=leaves, columns=LEAF_COLUMNS)
-                await conn.copy_records_to_table(
-                    "receipt_nodes", records=nodes, columns=NODE_COLUMNS
-                )
-                if bodies:
-                    await conn.copy_records_to_table(
-                        "receipt_bodies", records=bodies, columns=BODY_COLUMNS
-                    )
-        except BaseException:
-            # A connection in an unknown state is not reused.
-            await self.close()
-            raise
-        return size, edge
-
-    async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
-            with contextlib.suppress(Exception):
-                await conn.close()
-
-
-async def _lock(conn: AsyncConnection) -> None:
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOG_LOCK})
-    elif conn.dialect.name == "sqlite":
-        await conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-async def _size(conn: AsyncConnection) -> int:
-    value = (await conn.execute(select(func.max(receipts.c.leaf_index)))).scalar()
-    return 0 if value is None else int(value) + 1
-
-
-async def _nodes(
-    conn: AsyncConnection, positions: Sequence[tuple[int, int]]
-) -> dict[tuple[int, int], bytes]:
-    if not positions:
-        return {}
-    by_level: dict[int, list[int]] = {}
-    for level, idx in positions:
-        by_level.setdefault(int(level), []).append(int(idx))
-    # One (level = L AND idx IN (...)) term per level: both SQLite and PostgreSQL answer
-    # each term from the primary key, where a row-value IN made SQLite scan the table.
-    # The values are integers we computed, inlined so the statement skips SQLAlchemy's
-    # compiler (measured: ~1 ms of a proof's 3 ms at 1M leaves went to compiling).
-    where = " OR ".join(
-        f"(level = {int(lv)} AND idx IN ({','.join(map(str, idxs))}))"
-        for lv, idxs in by_level.items()
-    )
-    result = await conn.exec_driver_sql(f"SELECT level, idx, hash FROM receipt_nodes WHERE {where}")
-    rows: list[tuple[Any, ...]] = [tuple(r) for r in result]
-    return {(int(level), int(idx)): bytes(digest) for level, idx, digest in rows}
-
-
-async def _load_edge(conn: AsyncConnection, size: int) -> list[tuple[int, bytes]]:
-    positions = merkle.edge_positions(size)
-    found = await _nodes(conn, positions)
-    missing = [p for p in positions if p not in found]
-    if missing:
-        raise RuntimeError(f"receipt log: nodes {missing} of a tree of {size} are missing")
-    return [(level, found[(level, idx)]) for level, idx in positions]
-
-
-_ZERO = bytes(32)
-
-
-async def _proof(
-    conn: AsyncConnection, make: Callable[[Callable[[int, int], bytes]], list[bytes]]
-) -> list[bytes]:
-    """Run a proof twice: once to learn which stored nodes it needs (the shape of a
-    proof depends on indexes only), then with those nodes, fetched in one query."""
-    wanted: set[tuple[int, int]] = set()
-
-    def record(level: int, idx: int) -> bytes:
-        wanted.add((level, idx))
-        return _ZERO
-
-    make(lambda start, end: merkle.subtree_hash(start, end, record))
-    found = await _nodes(conn, sorted(wanted))
-    missing = wanted - found.keys()
-    if missing:
-        raise RuntimeError(f"receipt log: nodes {sorted(missing)[:5]} are missing")
-    return make(lambda start, end: merkle.subtree_hash(start, end, lambda lv, i: found[(lv, i)]))

@@ -15,7 +15,8 @@ from aicp.plane.exchange import Exchange
 from aicp.receipts.bodies import redact
 from aicp.receipts.build import body_hash, build
 from aicp.receipts.canonical import canonical
-from aicp.receipts.log import Pending, ReceiptLog
+from aicp.receipts.log import ReceiptLog
+from aicp.receipts.store import Pending
 
 
 class RecordStage:
