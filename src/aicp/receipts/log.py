@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,7 @@ from aicp.receipts.store import (
     Pending,
     PostgresWriter,
     SqliteWriter,
+    is_busy,
     load_edge,
     lock,
     proof,
@@ -48,6 +50,12 @@ from aicp.storage.db import Database
 from aicp.storage.schema import receipt_bodies, receipt_checkpoints, receipt_nodes, receipts
 
 log = logging.getLogger("aicp.receipts")
+
+#: How long a SQLite writer waits for another process's write lock before failing.
+SQLITE_LOCK_WAIT_S = 10.0
+
+#: How often the SQLite WAL is checkpointed (off the loop) while receipts are written.
+WAL_CHECKPOINT_S = 1.0
 
 #: The least time between checkpoints signed because a receipt was asked for.
 MIN_ON_DEMAND_S = 1.0
@@ -99,6 +107,8 @@ class ReceiptLog:
             self._tasks.append(
                 asyncio.create_task(self._checkpoint_loop(), name="aicp-receipts-checkpoints")
             )
+        if self._sqlite is not None:
+            self._tasks.append(asyncio.create_task(self._wal_loop(), name="aicp-receipts-wal"))
         if self.settings.body_retention_days > 0:
             self._tasks.append(
                 asyncio.create_task(self._retention_loop(), name="aicp-receipts-retention")
@@ -127,7 +137,7 @@ class ReceiptLog:
         if self._queue:  # never started (tests), or the writer died: one last try
             await self._flush(self._take())
         if self._sqlite is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._sqlite.close)
+            self._sqlite.close()
             self._sqlite = None
         if self._postgres is not None:
             await self._postgres.close()
@@ -180,10 +190,7 @@ class ReceiptLog:
 
     async def _write(self, batch: list[Pending]) -> int:
         if self._sqlite is not None:
-            # One hop to the writer thread for the whole transaction (see store.SqliteWriter).
-            size, edge = await asyncio.get_running_loop().run_in_executor(
-                self._sqlite.thread, self._sqlite.write, batch, self._size, self._edge
-            )
+            size, edge = await self._write_sqlite(self._sqlite, batch)
         elif self._postgres is not None:
             size, edge = await self._postgres.write(batch, self._size, self._edge)
         else:
@@ -192,6 +199,21 @@ class ReceiptLog:
         self._size = size + len(batch)
         self._edge = edge
         return size
+
+    async def _write_sqlite(
+        self, writer: SqliteWriter, batch: list[Pending]
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """Inline, never blocking the loop on a lock (see store.SqliteWriter)."""
+        delay, waited = 0.0005, 0.0
+        while True:
+            try:
+                return writer.write(batch, self._size, self._edge)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or waited > SQLITE_LOCK_WAIT_S:
+                    raise
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.02)
 
     async def _write_async(self, batch: list[Pending]) -> tuple[int, list[tuple[int, bytes]]]:
         async with self.db.begin() as conn:
@@ -316,6 +338,21 @@ class ReceiptLog:
                     await self.checkpoint()
             except Exception:
                 log.exception("receipts: the periodic checkpoint failed")
+
+    async def _wal_loop(self) -> None:
+        # The writer's connection never checkpoints (a checkpoint fsyncs, and the writer
+        # runs on the loop); this keeps the WAL from growing while receipts are written.
+        done = 0
+        while True:
+            await asyncio.sleep(WAL_CHECKPOINT_S)
+            writer = self._sqlite
+            if writer is None or self.written == done:
+                continue
+            done = self.written
+            try:
+                await asyncio.get_running_loop().run_in_executor(writer.thread, writer.checkpoint)
+            except Exception as exc:
+                log.warning("receipts: WAL checkpoint failed: %r", exc)
 
     async def _retention_loop(self) -> None:
         while True:

@@ -79,25 +79,39 @@ def rows_of(
 
 
 class SqliteWriter:
-    """The SQLite writer: its own stdlib connection on its own thread.
+    """The SQLite writer: a stdlib connection used on the event loop's own thread.
 
-    Through aiosqlite every statement of the append transaction is a round trip
-    between the event loop and aiosqlite's thread (seven per batch); measured in
-    bench/path_cpu.py that cost ~2 ms of CPU per request at c=1. Here the whole
-    transaction is one call on one thread.
+    Measured (docs/decisions.md): through aiosqlite every statement of the append
+    transaction was a round trip to aiosqlite's thread, ~2 ms of CPU per request at
+    c=1; on a thread of our own the sqlite3 module drops and retakes the GIL around
+    every statement and row, and with the loop busy each retake waits for it (three
+    times the CPU of the same work inline, over HTTP on one core). Inline, the
+    transaction is a few hundred microseconds of plain work, and it never waits:
+    the connection has no busy timeout, so a write lock held by another process
+    (or another connection of ours) fails `BEGIN IMMEDIATE` at once and the caller
+    sleeps and tries again. WAL checkpoints, which fsync, are taken off the loop:
+    this connection never checkpoints, `checkpoint` runs on a thread.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aicp-receipts")
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aicp-wal")
         self._conn: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             self._conn = conn
         return self._conn
+
+    def checkpoint(self) -> None:
+        """A passive WAL checkpoint (blocking: call it on `thread`)."""
+        with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def write(
         self, batch: list[Pending], known: int, edge: list[tuple[int, bytes]]
@@ -137,13 +151,16 @@ class SqliteWriter:
         return size, edge
 
     def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        self.thread.submit(shut).result()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         self.thread.shutdown()
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's 'database is locked' / 'busy': another writer holds the lock."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 class PostgresWriter:
