@@ -156,6 +156,8 @@ class ReceiptLog:
                     return
                 self._wake.clear()
                 await self._wake.wait()
+                # One more turn of the loop: requests finishing in this one join the batch.
+                await asyncio.sleep(0)
                 continue
             await self._flush(self._take())
 
