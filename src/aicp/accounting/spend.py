@@ -57,6 +57,7 @@ class SpendRow:
 
 
 _FIELDS = tuple(SpendRow.__dataclass_fields__)
+_INSERT = f"INSERT INTO spend ({', '.join(_FIELDS)}) VALUES ({', '.join(':' + f for f in _FIELDS)})"
 
 
 def _astuple(row: SpendRow) -> tuple[Any, ...]:
@@ -99,8 +100,14 @@ class Ledger:
             if not rows:
                 return
             try:
-                async with self.db.begin() as conn:
-                    await conn.execute(insert(spend_table), rows)
+                inline = self.db.inline
+                if inline is not None:
+                    # SQLite: the hot-path writer the receipts use (storage/inline.py), so
+                    # the two never wait on each other's write lock.
+                    await inline.transaction(lambda conn: conn.executemany(_INSERT, rows))
+                else:
+                    async with self.db.begin() as conn:
+                        await conn.execute(insert(spend_table), rows)
             except BaseException:
                 self._rows[:0] = rows
                 raise

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,8 +37,7 @@ from aicp.receipts.store import (
     NODE_COLUMNS,
     Pending,
     PostgresWriter,
-    SqliteWriter,
-    is_busy,
+    append_sqlite,
     load_edge,
     lock,
     proof,
@@ -50,9 +48,6 @@ from aicp.storage.db import Database
 from aicp.storage.schema import receipt_bodies, receipt_checkpoints, receipt_nodes, receipts
 
 log = logging.getLogger("aicp.receipts")
-
-#: How long a SQLite writer waits for another process's write lock before failing.
-SQLITE_LOCK_WAIT_S = 10.0
 
 #: How often the SQLite WAL is checkpointed (off the loop) while receipts are written.
 WAL_CHECKPOINT_S = 1.0
@@ -92,7 +87,7 @@ class ReceiptLog:
         self._edge: list[tuple[int, bytes]] = []
         self.batches = 0
         self.written = 0
-        self._sqlite = SqliteWriter(db.sqlite_path) if db.sqlite_path else None
+        self._sqlite = db.inline
         self._postgres = PostgresWriter(db.url) if db.dialect == "postgresql" else None
 
     @property
@@ -136,9 +131,6 @@ class ReceiptLog:
         self._tasks = []
         if self._queue:  # never started (tests), or the writer died: one last try
             await self._flush(self._take())
-        if self._sqlite is not None:
-            self._sqlite.close()
-            self._sqlite = None
         if self._postgres is not None:
             await self._postgres.close()
 
@@ -192,7 +184,10 @@ class ReceiptLog:
 
     async def _write(self, batch: list[Pending]) -> int:
         if self._sqlite is not None:
-            size, edge = await self._write_sqlite(self._sqlite, batch)
+            known, edge_then = self._size, self._edge
+            size, edge = await self._sqlite.transaction(
+                lambda conn: append_sqlite(conn, batch, known, edge_then)
+            )
         elif self._postgres is not None:
             size, edge = await self._postgres.write(batch, self._size, self._edge)
         else:
@@ -201,21 +196,6 @@ class ReceiptLog:
         self._size = size + len(batch)
         self._edge = edge
         return size
-
-    async def _write_sqlite(
-        self, writer: SqliteWriter, batch: list[Pending]
-    ) -> tuple[int, list[tuple[int, bytes]]]:
-        """Inline, never blocking the loop on a lock (see store.SqliteWriter)."""
-        delay, waited = 0.0005, 0.0
-        while True:
-            try:
-                return writer.write(batch, self._size, self._edge)
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or waited > SQLITE_LOCK_WAIT_S:
-                    raise
-            await asyncio.sleep(delay)
-            waited += delay
-            delay = min(delay * 2, 0.02)
 
     async def _write_async(self, batch: list[Pending]) -> tuple[int, list[tuple[int, bytes]]]:
         async with self.db.begin() as conn:
@@ -342,17 +322,17 @@ class ReceiptLog:
                 log.exception("receipts: the periodic checkpoint failed")
 
     async def _wal_loop(self) -> None:
-        # The writer's connection never checkpoints (a checkpoint fsyncs, and the writer
-        # runs on the loop); this keeps the WAL from growing while receipts are written.
+        # The inline writer never checkpoints (a checkpoint fsyncs, and the writer runs
+        # on the loop); this keeps the WAL from growing while anything is written.
         done = 0
         while True:
             await asyncio.sleep(WAL_CHECKPOINT_S)
             writer = self._sqlite
-            if writer is None or self.written == done:
+            if writer is None or writer.commits == done:
                 continue
-            done = self.written
+            done = writer.commits
             try:
-                await asyncio.get_running_loop().run_in_executor(writer.thread, writer.checkpoint)
+                await writer.checkpoint()
             except Exception as exc:
                 log.warning("receipts: WAL checkpoint failed: %r", exc)
 

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,89 +77,35 @@ def rows_of(
     return leaves, nodes, bodies
 
 
-class SqliteWriter:
-    """The SQLite writer: a stdlib connection used on the event loop's own thread.
-
-    Measured (docs/decisions.md): through aiosqlite every statement of the append
-    transaction was a round trip to aiosqlite's thread, ~2 ms of CPU per request at
-    c=1; on a thread of our own the sqlite3 module drops and retakes the GIL around
-    every statement and row, and with the loop busy each retake waits for it (three
-    times the CPU of the same work inline, over HTTP on one core). Inline, the
-    transaction is a few hundred microseconds of plain work, and it never waits:
-    the connection has no busy timeout, so a write lock held by another process
-    (or another connection of ours) fails `BEGIN IMMEDIATE` at once and the caller
-    sleeps and tries again. WAL checkpoints, which fsync, are taken off the loop:
-    this connection never checkpoints, `checkpoint` runs on a thread.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aicp-wal")
-        self._conn: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=0, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._conn = conn
-        return self._conn
-
-    def checkpoint(self) -> None:
-        """A passive WAL checkpoint (blocking: call it on `thread`)."""
-        with contextlib.closing(sqlite3.connect(self.path, timeout=5)) as conn:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def write(
-        self, batch: list[Pending], known: int, edge: list[tuple[int, bytes]]
-    ) -> tuple[int, list[tuple[int, bytes]]]:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")  # the log's lock: one writer at a time, all processes
-        try:
-            top = conn.execute("SELECT max(leaf_index) FROM receipts").fetchone()[0]
-            size = 0 if top is None else int(top) + 1
-            if size == known:
-                edge = list(edge)
-            else:
-                found = {}
-                for level, idx in merkle.edge_positions(size):
-                    row = conn.execute(
-                        "SELECT hash FROM receipt_nodes WHERE level = ? AND idx = ?", (level, idx)
-                    ).fetchone()
-                    if row is None:
-                        raise RuntimeError(f"receipt log: node {(level, idx)} is missing")
-                    found[(level, idx)] = bytes(row[0])
-                edge = [(lv, found[(lv, i)]) for lv, i in merkle.edge_positions(size)]
-            leaves, nodes, bodies = rows_of(batch, size, edge)
-            conn.executemany(
-                f"INSERT INTO receipts ({','.join(LEAF_COLUMNS)}) VALUES ({','.join('?' * 9)})",
-                leaves,
-            )
-            conn.executemany("INSERT INTO receipt_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
-            if bodies:
-                conn.executemany(
-                    f"INSERT INTO receipt_bodies ({','.join(BODY_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                    bodies,
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return size, edge
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self.thread.shutdown()
+def append_sqlite(
+    conn: sqlite3.Connection, batch: list[Pending], known: int, edge: list[tuple[int, bytes]]
+) -> tuple[int, list[tuple[int, bytes]]]:
+    """Append `batch` inside the caller's SQLite transaction (storage/inline.py holds the
+    write lock, BEGIN IMMEDIATE, so reading the size here is safe across processes)."""
+    top = conn.execute("SELECT max(leaf_index) FROM receipts").fetchone()[0]
+    size = 0 if top is None else int(top) + 1
+    if size == known:
+        edge = list(edge)
+    else:
+        found = {}
+        for level, idx in merkle.edge_positions(size):
+            row = conn.execute(
+                "SELECT hash FROM receipt_nodes WHERE level = ? AND idx = ?", (level, idx)
+            ).fetchone()
+            if row is None:
+                raise RuntimeError(f"receipt log: node {(level, idx)} is missing")
+            found[(level, idx)] = bytes(row[0])
+        edge = [(lv, found[(lv, i)]) for lv, i in merkle.edge_positions(size)]
+    leaves, nodes, bodies = rows_of(batch, size, edge)
+    conn.executemany(_INSERT_LEAF, leaves)
+    conn.executemany("INSERT INTO receipt_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+    if bodies:
+        conn.executemany(_INSERT_BODY, bodies)
+    return size, edge
 
 
-def is_busy(exc: BaseException) -> bool:
-    """SQLite's 'database is locked' / 'busy': another writer holds the lock."""
-    text = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+_INSERT_LEAF = f"INSERT INTO receipts ({','.join(LEAF_COLUMNS)}) VALUES ({','.join('?' * 9)})"
+_INSERT_BODY = f"INSERT INTO receipt_bodies ({','.join(BODY_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
 
 
 class PostgresWriter:

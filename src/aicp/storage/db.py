@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from aicp.config import StorageSettings
 from aicp.errors import ConfigError
+from aicp.storage.inline import InlineSqlite
 
 #: The file the embedded database lives in, inside the data directory.
 SQLITE_FILE = "aicp.db"
@@ -75,6 +76,14 @@ class Database:
             ) from None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self._inline: InlineSqlite | None = None
+
+    @property
+    def inline(self) -> InlineSqlite | None:
+        """The hot-path writer of a SQLite file (storage/inline.py); None otherwise."""
+        if self._inline is None and self.sqlite_path is not None:
+            self._inline = InlineSqlite(self.sqlite_path)
+        return self._inline
 
     @property
     def sqlite_path(self) -> str | None:
@@ -100,6 +109,9 @@ class Database:
         return self.engine.connect()
 
     async def aclose(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         await self.engine.dispose()
 
 
