@@ -31,6 +31,13 @@ def upstream() -> Iterator[FakeUpstream]:
         yield up
 
 
+@pytest.fixture(scope="module")
+def module_upstream() -> Iterator[FakeUpstream]:
+    """One fake upstream for a whole test module (with a module-scoped gateway)."""
+    with FakeUpstream() as up:
+        yield up
+
+
 @pytest.fixture
 def gateway(upstream: FakeUpstream) -> Iterator[GatewayServer]:
     with GatewayServer(openai_settings(upstream)) as gw:

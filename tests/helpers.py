@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import openai
 from openai.types.chat import ChatCompletionChunk
 
@@ -89,3 +92,18 @@ def stream_hi(client: openai.OpenAI, model: str) -> tuple[list[ChatCompletionChu
         )
     )
     return chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+@contextmanager
+def admin_client(url: str, key: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the gateway at `url` that sends `key` as its bearer token."""
+    with httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}) as c:
+        yield c
+
+
+def make_key(admin: httpx.Client, **body: Any) -> dict[str, Any]:
+    """A virtual key made through the admin API (201 asserted): its JSON, `key` included."""
+    resp = admin.post("/admin/keys", json={"name": "test", **body})
+    assert resp.status_code == 201, resp.text
+    data: dict[str, Any] = resp.json()
+    return data

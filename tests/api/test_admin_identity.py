@@ -18,16 +18,10 @@ from typer.testing import CliRunner
 
 from aicp.cli.main import app as cli
 from aicp.testing import FakeUpstream, GatewayServer
-from tests.helpers import make_settings, openai_settings
+from tests.helpers import admin_client, make_key, make_settings, openai_settings
 
 MASTER = "sk-master-identity-test"
 HI = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture(scope="module")
-def module_upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +35,8 @@ def gw(module_upstream: FakeUpstream) -> Iterator[GatewayServer]:
 
 @pytest.fixture
 def admin(gw: GatewayServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gw.url, headers={"authorization": f"Bearer {MASTER}"}) as c:
+    with admin_client(gw.url, MASTER) as c:
         yield c
-
-
-def make_key(admin: httpx.Client, **body: Any) -> dict[str, Any]:
-    resp = admin.post("/admin/keys", json={"name": "test", **body})
-    assert resp.status_code == 201, resp.text
-    data: dict[str, Any] = resp.json()
-    return data
 
 
 def oa(gw: GatewayServer, key: str) -> openai.OpenAI:

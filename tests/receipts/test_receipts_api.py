@@ -17,16 +17,10 @@ from aicp.receipts import merkle
 from aicp.receipts.signing import Verifier
 from aicp.receipts.verify import verify_bundle
 from aicp.testing import FakeUpstream, GatewayServer
-from tests.helpers import openai_settings
+from tests.helpers import admin_client, make_key, openai_settings
 
 MASTER = "sk-master-receipts-test"
 UPSTREAM_KEY = "sk-upstream-secret"
-
-
-@pytest.fixture(scope="module")
-def module_upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +34,8 @@ def gw(module_upstream: FakeUpstream) -> Iterator[GatewayServer]:
 
 @pytest.fixture(scope="module")
 def admin(gw: GatewayServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gw.url, headers={"authorization": f"Bearer {MASTER}"}) as c:
+    with admin_client(gw.url, MASTER) as c:
         yield c
-
-
-def new_key(admin: httpx.Client, **body: Any) -> dict[str, Any]:
-    r = admin.post("/admin/keys", json={"name": "receipts", **body})
-    assert r.status_code == 201, r.text
-    found: dict[str, Any] = r.json()
-    return found
 
 
 def oa(gw: GatewayServer, key: str) -> openai.OpenAI:
@@ -62,7 +49,7 @@ def chat(client: openai.OpenAI, text: str = "Hello") -> Any:
 
 
 def test_every_response_carries_a_receipt_id(gw: GatewayServer, admin: httpx.Client) -> None:
-    key = new_key(admin)["key"]
+    key = make_key(admin)["key"]
     raw = chat(oa(gw, key))
     assert raw.headers["x-aicp-receipt-id"].startswith("rcpt_")
     with oa(gw, key).chat.completions.with_streaming_response.create(
@@ -91,7 +78,7 @@ def test_every_response_carries_a_receipt_id(gw: GatewayServer, admin: httpx.Cli
 def test_a_receipt_verifies_offline_with_the_published_key(
     gw: GatewayServer, admin: httpx.Client
 ) -> None:
-    key = new_key(admin)
+    key = make_key(admin)
     raw = chat(oa(gw, key["key"]), "verify me")
     rid = raw.headers["x-aicp-receipt-id"]
     bundle = admin.get(f"/v1/receipts/{rid}").json()
@@ -116,7 +103,7 @@ def test_a_receipt_verifies_offline_with_the_published_key(
 def test_the_receipt_records_what_the_path_decided_and_never_the_key(
     gw: GatewayServer, admin: httpx.Client, module_upstream: FakeUpstream
 ) -> None:
-    key = new_key(admin, team_id=None)
+    key = make_key(admin, team_id=None)
     raw = chat(oa(gw, key["key"]), "what was decided")
     receipt = admin.get(f"/v1/receipts/{raw.headers['x-aicp-receipt-id']}").json()["receipt"]
     assert receipt["principal"]["key_id"] == key["id"]
@@ -140,7 +127,7 @@ def test_the_receipt_records_what_the_path_decided_and_never_the_key(
 def test_a_stream_receipt_hashes_every_byte_and_times_the_first(
     gw: GatewayServer, admin: httpx.Client
 ) -> None:
-    key = new_key(admin)["key"]
+    key = make_key(admin)["key"]
     with httpx.stream(
         "POST",
         gw.url + "/v1/chat/completions",
@@ -161,7 +148,7 @@ def test_a_stream_receipt_hashes_every_byte_and_times_the_first(
 
 
 def test_a_key_reads_only_its_own_receipts(gw: GatewayServer, admin: httpx.Client) -> None:
-    a, b = new_key(admin)["key"], new_key(admin)
+    a, b = make_key(admin)["key"], make_key(admin)
     rid_b = chat(oa(gw, b["key"])).headers["x-aicp-receipt-id"]
     rid_a = chat(oa(gw, a)).headers["x-aicp-receipt-id"]
     as_a = httpx.Client(base_url=gw.url, headers={"authorization": f"Bearer {a}"})
@@ -179,7 +166,7 @@ def test_a_key_reads_only_its_own_receipts(gw: GatewayServer, admin: httpx.Clien
 
 
 def test_consistency_proofs_link_two_checkpoints(gw: GatewayServer, admin: httpx.Client) -> None:
-    key = new_key(admin)["key"]
+    key = make_key(admin)["key"]
     chat(oa(gw, key))
     first = admin.post("/v1/receipts/checkpoint").json()
     for _ in range(3):
@@ -209,7 +196,7 @@ def test_consistency_proofs_link_two_checkpoints(gw: GatewayServer, admin: httpx
 def test_bodies_kept_by_config_are_served_to_the_owner(
     gw: GatewayServer, admin: httpx.Client
 ) -> None:
-    key = new_key(admin)["key"]
+    key = make_key(admin)["key"]
     raw = chat(oa(gw, key), "keep this body")
     rid = raw.headers["x-aicp-receipt-id"]
     got = httpx.get(gw.url + f"/v1/receipts/{rid}/body", headers={"authorization": f"Bearer {key}"})
