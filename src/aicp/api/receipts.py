@@ -19,7 +19,7 @@ from starlette.routing import Route
 from aicp.api.admin import json_response
 from aicp.api.authz import caller, is_admin, is_team_admin, require_admin
 from aicp.api.identity_http import endpoint, state_of
-from aicp.api.spend import _time
+from aicp.api.spend import parse_time
 from aicp.errors import PermissionDenied, RequestError
 from aicp.plane.exchange import Principal
 from aicp.receipts.log import ReceiptNotFound
@@ -220,9 +220,9 @@ async def list_receipts(request: Request) -> Response:
         if not status.isdigit() or len(status) > 3:
             raise RequestError("status: an HTTP status such as 200 or 429", status=422)
         stmt = stmt.where(c.status == int(status))
-    if (since := _time(q.get("since"), "since")) is not None:
+    if (since := parse_time(q.get("since"), "since")) is not None:
         stmt = stmt.where(c.created_at >= since)
-    if (until := _time(q.get("until"), "until")) is not None:
+    if (until := parse_time(q.get("until"), "until")) is not None:
         stmt = stmt.where(c.created_at < until)
     limit = q.get("limit", "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:

@@ -182,7 +182,10 @@ async def spend_report(request: Request) -> Response:
     by = params.get("by", "key")
     if by not in GROUPS:
         raise RequestError(f"by: one of {', '.join(GROUPS)}", status=422, param="by")
-    since, until = _time(params.get("since"), "since"), _time(params.get("until"), "until")
+    since, until = (
+        parse_time(params.get("since"), "since"),
+        parse_time(params.get("until"), "until"),
+    )
     key_id = team_id = None
     if not is_admin(p):
         if p.role == "team_admin" and p.team_id is not None:
@@ -206,7 +209,8 @@ async def spend_report(request: Request) -> Response:
     )
 
 
-def _time(value: str | None, name: str) -> float | None:
+def parse_time(value: str | None, name: str) -> float | None:
+    """Epoch seconds or an ISO time (UTC when it names no zone) from a query parameter."""
     if value is None or value == "":
         return None
     try:

@@ -261,10 +261,10 @@ def list_receipts(
 def _when(value: str | None, name: str) -> float | None:
     if value is None:
         return None
-    from aicp.api.spend import _time
+    from aicp.api.spend import parse_time
 
     try:
-        return _time(value, name)
+        return parse_time(value, name)
     except AicpError as exc:
         raise typer.BadParameter(exc.message) from None
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aicp.receipts import merkle
@@ -175,13 +175,6 @@ class PostgresWriter:
         if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):
                 await conn.close()
-
-
-async def lock(conn: AsyncConnection) -> None:
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOG_LOCK})
-    elif conn.dialect.name == "sqlite":
-        await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def size_of(conn: AsyncConnection) -> int:
