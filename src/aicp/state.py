@@ -151,7 +151,8 @@ def breaker_events(events: EventBus) -> BreakerListener:
     """Breaker changes -> `breaker.opened`, `breaker.half_open`, `breaker.closed`."""
 
     def changed(deployment: str, breaker: Breaker, previous: str) -> None:
-        if not events.listening:
+        kind = _BREAKER_EVENTS[breaker.state]
+        if not events.wants(kind):
             return
         data: dict[str, Any] = {
             "deployment": deployment,
@@ -163,7 +164,7 @@ def breaker_events(events: EventBus) -> BreakerListener:
             data.update(window_requests=total, window_failures=failed)
             data["open_s"] = breaker.settings.open_s
         model = deployment.partition("/")[2] or None
-        events.emit(_BREAKER_EVENTS[breaker.state], data, model=model)
+        events.emit(kind, data, model=model)
 
     return changed
 
@@ -237,7 +238,7 @@ def observe(state: AppState) -> None:
     state.tracing = state.path.tracing
     state.metrics = create_metrics(state.settings, state.router, state.path, state.receipts)
     if state.metrics is not None:
-        state.events.subscribe(state.metrics)
+        state.events.subscribe(state.metrics, types=state.metrics.types)
         state.metrics.start()
     if ob.logging.requests:
-        state.events.subscribe(RequestLog(ob.logging))
+        state.events.subscribe(RequestLog(ob.logging), types=RequestLog.types)

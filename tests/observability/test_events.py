@@ -242,3 +242,37 @@ def test_a_keys_life_is_announced_without_the_key(gw: GatewayServer) -> None:
     assert all(f["key_id"] == f["data"]["key_id"] and f["team_id"] == team for f in frames)
     text = repr(frames)
     assert secret not in text and rotated["key"] not in text and "hash" not in text
+
+
+# --- the bus itself -----------------------------------------------------------------------
+
+
+def test_a_subscriber_hears_only_the_types_it_asked_for() -> None:
+    from aicp.observability.events import Event, EventBus
+
+    bus = EventBus()
+    heard: list[Event] = []
+    everything: list[Event] = []
+    assert not bus.wants("route.decided")
+    unsubscribe = bus.subscribe(heard.append, types={"llm.request.completed"})
+    assert bus.wants("llm.request.completed") and not bus.wants("route.decided")
+    bus.emit("route.decided", {"model": "m"})
+    bus.emit("llm.request.completed", {"status": 200}, request_id="r1")
+    assert [(e.type, e.request_id) for e in heard] == [("llm.request.completed", "r1")]
+    bus.subscribe(everything.append)
+    assert bus.wants("route.decided")
+    bus.emit("route.decided", {"model": "m"})
+    assert len(heard) == 1 and [e.type for e in everything] == ["route.decided"]
+    unsubscribe()
+    bus.emit("llm.request.completed", {})
+    assert len(heard) == 1 and len(everything) == 2
+    with pytest.raises(ValueError, match="unknown event types"):
+        bus.subscribe(heard.append, types={"llm.request.finished"})
+
+
+def test_the_default_consumers_want_no_route_or_start_events(gateway: GatewayServer) -> None:
+    # Metrics and the request log: nobody consumes `route.decided` or
+    # `llm.request.started`, so the producers do not build them.
+    events = gateway.app.state.events  # type: ignore[union-attr]
+    assert events.wants("llm.request.completed") and events.wants("budget.exceeded")
+    assert not events.wants("route.decided") and not events.wants("llm.request.started")

@@ -150,7 +150,7 @@ class BudgetStage:
             message,
             extra={"event": "budget.exceeded", "budget_id": b.id, "scope": b.scope},
         )
-        if self.events.listening:
+        if self.events.wants("budget.exceeded"):
             data = {
                 "budget_id": b.id,
                 "scope": b.scope,
@@ -255,7 +255,7 @@ class SettleStage:
                 b.period,
                 extra={"event": "budget.soft_limit", **detail, "window_start": iso(hold.window)},
             )
-            if self.events.listening:
+            if self.events.wants("budget.soft_limit"):
                 data = {k: v for k, v in detail.items() if k != "soft_limit_reached"}
                 data = {"budget_id": b.id, **data, "window_start": iso(hold.window)}
                 emit_for(self.events, "budget.soft_limit", ex, data)

@@ -172,7 +172,7 @@ class LimitsStage:
         if not outcome.admitted:
             ex.trace.append(("limits", {"admitted": False, "retry_ms": outcome.retry_ms}))
             i, charge = binding(charges, outcome)
-            if self.events.listening:
+            if self.events.wants("ratelimit.exceeded"):
                 self._announce(ex, charge.limit, outcome)
             raise refusal(ex, charges, outcome, i)
         if route is not None and groups:

@@ -30,6 +30,7 @@ from aicp.api.asgi import (
 )
 from aicp.api.errors import error_body, stream_error_event
 from aicp.errors import AicpError, ReceiptNotRecorded, UpstreamUnavailable
+from aicp.plane.announce import emit_for
 from aicp.plane.exchange import Exchange
 from aicp.plane.outcome import outcome
 from aicp.protocol.jsonutil import Json, dumps
@@ -100,17 +101,9 @@ class Endpoint:
                 raise ReceiptNotRecorded(
                     "the request's receipt could not be recorded; the response is withheld"
                 ) from None
-        events = state.events
-        if events.listening:
-            p = ex.principal
-            events.emit(
-                "llm.request.failed" if ex.error is not None else "llm.request.completed",
-                outcome(ex),
-                request_id=ex.id,
-                key_id=p.key_id,
-                team_id=p.team_id,
-                model=ex.model[:200] or None,
-            )
+        kind = "llm.request.failed" if ex.error is not None else "llm.request.completed"
+        if state.events.wants(kind):
+            emit_for(state.events, kind, ex, outcome(ex))
 
     def _headers(self, ex: Exchange, more: dict[str, str]) -> list[tuple[bytes, bytes]]:
         out = extra_headers(ex.id, more)

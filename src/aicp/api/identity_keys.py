@@ -65,7 +65,7 @@ def _announce(
     state: AppState, type: str, actor: Principal, row: dict[str, Any], **more: Any
 ) -> None:
     events = state.events
-    if not events.listening:
+    if not events.wants(type):
         return
     data = {
         "key_id": row["id"],

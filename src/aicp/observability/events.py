@@ -6,8 +6,10 @@ subscribers. A subscriber is a plain callable that must not block: it runs
 inside `emit`, on the producer's task. One that raises is logged (once per
 subscriber) and skipped, so a consumer can never fail a request.
 
-`emit` costs one truthiness check when nobody listens, which keeps the
-bus free on the hot path of a gateway with no consumers.
+A subscriber may name the types it wants; `emit` and `wants(type)` cost one
+dict lookup, so producers check `wants` before they build a payload, and no
+payload is built for a type nobody consumes (the default metrics and request
+log want a handful; the WebSocket stream and the Redis fan-out want all).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,27 +102,48 @@ class EventBus:
     def __init__(self, origin: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self.origin = origin or f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
         self.clock = clock
-        self._local: list[Subscriber] = []
+        #: (subscriber, the types it wants or None for all)
+        self._local: list[tuple[Subscriber, frozenset[str] | None]] = []
         self._remote: list[Subscriber] = []
+        #: Subscribers per type, made on first use and dropped on every (un)subscribe.
+        self._by_type: dict[str, tuple[Subscriber, ...]] = {}
         self._broken: set[int] = set()
 
-    def subscribe(self, fn: Subscriber, *, remote: bool = False) -> Callable[[], None]:
-        """Call `fn` for every event emitted here (and, with `remote`, fanned in from
-        other processes). Returns the function that unsubscribes."""
-        self._local.append(fn)
+    def subscribe(
+        self, fn: Subscriber, *, remote: bool = False, types: Collection[str] | None = None
+    ) -> Callable[[], None]:
+        """Call `fn` for every event emitted here of `types` (default: all), and, with
+        `remote`, for every event fanned in from other processes. Returns the function
+        that unsubscribes."""
+        wanted = None if types is None else frozenset(types)
+        unknown = (wanted or frozenset()) - EVENT_TYPES.keys()
+        if unknown:
+            raise ValueError(f"unknown event types {sorted(unknown)}")
+        entry = (fn, wanted)
+        self._local.append(entry)
         if remote:
             self._remote.append(fn)
+        self._by_type.clear()
 
         def unsubscribe() -> None:
-            for subs in (self._local, self._remote):
-                if fn in subs:
-                    subs.remove(fn)
+            if entry in self._local:
+                self._local.remove(entry)
+            if fn in self._remote:
+                self._remote.remove(fn)
+            self._by_type.clear()
 
         return unsubscribe
 
-    @property
-    def listening(self) -> bool:
-        return bool(self._local)
+    def _for(self, type: str) -> tuple[Subscriber, ...]:
+        subs = self._by_type.get(type)
+        if subs is None:
+            subs = tuple(fn for fn, wanted in self._local if wanted is None or type in wanted)
+            self._by_type[type] = subs
+        return subs
+
+    def wants(self, type: str) -> bool:
+        """Does anyone consume `type`? Producers ask before they build its payload."""
+        return bool(self._for(type))
 
     def emit(
         self,
@@ -134,12 +157,13 @@ class EventBus:
     ) -> None:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r} (add it to EVENT_TYPES)")
-        if not self._local:
+        subs = self._for(type)
+        if not subs:
             return
         event = Event(
             type, self.clock(), data or {}, request_id, key_id, team_id, model, self.origin
         )
-        self._dispatch(self._local, event)
+        self._dispatch(subs, event)
 
     def deliver_remote(self, event: Event) -> None:
         """An event from another process (the Redis fan-out): remote subscribers only,
@@ -147,7 +171,7 @@ class EventBus:
         if event.origin != self.origin:
             self._dispatch(self._remote, event)
 
-    def _dispatch(self, subs: list[Subscriber], event: Event) -> None:
+    def _dispatch(self, subs: Collection[Subscriber], event: Event) -> None:
         for fn in tuple(subs):
             try:
                 fn(event)

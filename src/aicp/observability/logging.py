@@ -339,6 +339,9 @@ BODY_LIMIT = 16 * 1024
 class RequestLog:
     """Bus subscriber: one INFO line per request (WARNING for a 5xx), with its outcome."""
 
+    #: What it subscribes to.
+    types = frozenset(_REQUEST_EVENTS)
+
     def __init__(self, settings: LoggingSettings, logger: logging.Logger | None = None) -> None:
         self.log = logger or logging.getLogger("aicp.requests")
         self.bodies = settings.bodies

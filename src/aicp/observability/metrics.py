@@ -242,6 +242,11 @@ class Metrics:
 
     # --- the subscriber ---------------------------------------------------------
 
+    @property
+    def types(self) -> frozenset[str]:
+        """The event types this counts (what it subscribes to)."""
+        return frozenset(self._handlers)
+
     def __call__(self, event: Event) -> None:
         handler = self._handlers.get(event.type)
         if handler is not None:

@@ -2,7 +2,7 @@
 
 Every event about a request carries its request id, key, team and the model
 name the client asked for, which is what WebSocket consumers filter and are
-authorized on (docs/events.md). With nobody listening an emit is one check
+authorized on (docs/events.md). When nobody wants a type, its emit is one dict lookup
 and the payload is never built.
 """
 
@@ -19,7 +19,7 @@ MODEL_CHARS = 200
 
 
 def emit_for(events: EventBus, type: str, ex: Exchange, data: dict[str, Any]) -> None:
-    """Emit `type` about `ex` (callers check `events.listening` before building `data`)."""
+    """Emit `type` about `ex` (callers check `events.wants(type)` before building `data`)."""
     p = ex.principal
     model = ex.model[:MODEL_CHARS] or None
     events.emit(type, data, request_id=ex.id, key_id=p.key_id, team_id=p.team_id, model=model)
@@ -44,7 +44,7 @@ class Started:
         self.events = events
 
     async def __call__(self, ex: Exchange) -> None:
-        if self.events.listening:
+        if self.events.wants("llm.request.started"):
             data = {
                 "protocol": ex.protocol,
                 "operation": ex.operation,

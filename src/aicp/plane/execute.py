@@ -94,7 +94,7 @@ class Execute:
                         ex.trace.append(("execute", {"skipped": dep.key, "reason": "breaker open"}))
                         break
                     first = False
-                    if failed is not None and self.events.listening:
+                    if failed is not None:
                         self._announce(ex, failed, dep, last)
                     try:
                         await self._attempt(ex, dep, deadline, loop)
@@ -142,13 +142,15 @@ class Execute:
     def _announce(
         self, ex: Exchange, failed: Deployment, dep: Deployment, err: UpstreamError | None
     ) -> None:
+        kind = "route.retry" if failed is dep else "route.fallback"
+        if not self.events.wants(kind):
+            return
         data = {
             "from": failed.key,
             "to": dep.key,
             "attempt": len(ex.attempts) + 1,
             "error": None if err is None else error_data(err),
         }
-        kind = "route.retry" if failed is dep else "route.fallback"
         emit_for(self.events, kind, ex, data)
 
     async def _attempt(

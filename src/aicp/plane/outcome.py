@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aicp.plane.announce import error_data
 from aicp.plane.exchange import Exchange
 
 
@@ -39,5 +40,5 @@ def outcome(ex: Exchange) -> dict[str, Any]:
         "abandoned": ex.abandoned,
     }
     if err is not None:
-        data["error"] = {"kind": err.kind, "code": err.code, "message": err.message[:500]}
+        data["error"] = error_data(err)
     return data

@@ -86,5 +86,5 @@ class RouteStage:
             ex.route = self.router.resolve(ex.model)
         decided = {"model": ex.model, "chain": ex.route.describe(), "forced": ex.route.forced}
         ex.trace.append(("route", decided))
-        if self.events.listening:
+        if self.events.wants("route.decided"):
             emit_for(self.events, "route.decided", ex, {**decided, "model": ex.model[:MODEL_CHARS]})
