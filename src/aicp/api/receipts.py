@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aicp.accounting.principals import not_found
 from aicp.api.admin import json_response
 from aicp.api.authz import caller, is_admin, is_team_admin, require_admin
 from aicp.api.identity_http import endpoint, state_of
@@ -26,12 +27,6 @@ from aicp.receipts.log import ReceiptNotFound
 from aicp.storage.schema import receipts
 
 RECEIPT_ID = re.compile(r"rcpt_[0-9a-f]{28}")
-
-
-def _not_found(what: str) -> RequestError:
-    err = RequestError(f"no such {what}", status=404, code="not_found")
-    err.kind = "not_found_error"
-    return err
 
 
 def _may_read(p: Principal, key_id: str | None, team_id: str | None) -> bool:
@@ -48,13 +43,13 @@ async def _readable(request: Request) -> Any:
     p = await caller(request)
     rid = request.path_params["id"]
     if not RECEIPT_ID.fullmatch(rid):
-        raise _not_found("receipt")
+        raise not_found("receipt", rid[:64])
     try:
         row = await state_of(request).receipts.get(rid)
     except ReceiptNotFound:
-        raise _not_found("receipt") from None
+        raise not_found("receipt", rid[:64]) from None
     if not _may_read(p, row.key_id, row.team_id):
-        raise _not_found("receipt")
+        raise not_found("receipt", rid[:64])
     return row
 
 
@@ -88,7 +83,7 @@ async def get_body(request: Request) -> Response:
     row = await _readable(request)
     bodies = await state_of(request).receipts.bodies(row.id)
     if bodies is None:
-        raise _not_found("body for this receipt (not kept, or deleted by retention)")
+        raise not_found("body (not kept, or deleted by retention) for the receipt", row.id)
     return json_response(
         {
             "receipt_id": row.id,

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aicp.accounting.principals import not_found
 from aicp.api.admin import json_response
 from aicp.api.authz import caller, require_admin
 from aicp.api.identity_http import body_of, endpoint, state_of
@@ -77,11 +78,11 @@ async def replay(request: Request) -> Response:
     ask = await body_of(request, ReplayRequest)
     state = state_of(request)
     if not RECEIPT_ID.fullmatch(ask.receipt_id):
-        raise _not_found()
+        raise not_found("receipt", ask.receipt_id[:64])
     try:
         row = await state.receipts.get(ask.receipt_id)
     except ReceiptNotFound:
-        raise _not_found() from None
+        raise not_found("receipt", ask.receipt_id[:64]) from None
     original: dict[str, Any] = orjson.loads(row.data)
     raw, response = await _stored(request, row)
     headers = {k: v for k in CREDENTIALS if (v := request.headers.get(k)) is not None}
@@ -105,12 +106,6 @@ async def replay(request: Request) -> Response:
             ],
         }
     )
-
-
-def _not_found() -> RequestError:
-    err = RequestError("no such receipt", status=404, code="not_found")
-    err.kind = "not_found_error"
-    return err
 
 
 def _forced(original: dict[str, Any]) -> str | None:

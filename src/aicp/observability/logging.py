@@ -364,9 +364,14 @@ class RequestLog:
                 # handler chain (about half the cost of a line).
                 formatter: _Formatter = handler.formatter  # type: ignore[assignment]
                 text = formatter.line(log.name, level, message, fields) + "\n"
-                with handler.lock:  # type: ignore[union-attr]
-                    handler.stream.write(text)
-                    handler.stream.flush()
+                try:
+                    with handler.lock:  # type: ignore[union-attr]
+                        handler.stream.write(text)
+                        handler.stream.flush()
+                except Exception:
+                    # As logging.StreamHandler.emit: report it and go on, never raise.
+                    record = log.makeRecord(log.name, level, __file__, 0, message, (), None)
+                    handler.handleError(record)
             else:
                 # What `log.log(level, message, extra=...)` does, without its search of
                 # the stack for the caller (which would be this line).

@@ -35,10 +35,6 @@ class Path:
         self._request = tuple(s for s in self.request if not isinstance(s, Passthrough))
         self._response = tuple(s for s in self.response if not isinstance(s, Passthrough))
         self.tracing = tracing
-        # A placeholder that decides nothing yet gets no span (a span costs ~10-30 us).
-        self._spans = frozenset(
-            s.name for s in (*self.request, *self.response) if not isinstance(s, Passthrough)
-        )
         #: Requests between `run` and the end of `finish`.
         self.in_flight = 0
         #: Streams between the end of `run` and `finish`, by id(exchange).
@@ -56,7 +52,7 @@ class Path:
             await _timed(self._request, exchange)
         else:
             tracing.start_request(exchange)
-            await _traced(self._request, exchange, tracing, self._spans)
+            await _traced(self._request, exchange, tracing)
         if exchange.upstream is not None:
             self._streams.add(id(exchange))
 
@@ -73,7 +69,7 @@ class Path:
             else:
                 tracing.start_request(exchange)  # a no-op when `run` started it
                 try:
-                    await _traced(self._response, exchange, tracing, self._spans)
+                    await _traced(self._response, exchange, tracing)
                 finally:
                     tracing.end_request(exchange)
         finally:
@@ -97,14 +93,12 @@ async def _timed(stages: tuple[Stage, ...], ex: Exchange) -> None:
             times.append((stage.name, start, clock()))
 
 
-async def _traced(
-    stages: tuple[Stage, ...], ex: Exchange, tracing: Tracing, spans: frozenset[str]
-) -> None:
+async def _traced(stages: tuple[Stage, ...], ex: Exchange, tracing: Tracing) -> None:
     """`_timed` with a span around each stage (its own loop: the untraced one pays nothing)."""
     clock = time.perf_counter
     times = ex.stage_times
     for stage in stages:
-        span = tracing.start_stage(stage.name) if stage.name in spans else None
+        span = tracing.start_stage(stage.name)
         error: BaseException | None = None
         start = clock()
         try:

@@ -24,8 +24,14 @@ def output_text(body: bytes | None) -> str | None:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return _stream_text(body)
-    return _read(data) if isinstance(data, dict) else None
+        data = None
+    try:
+        if data is None:
+            return _stream_text(body)
+        return _read(data) if isinstance(data, dict) else None
+    except (AttributeError, TypeError, KeyError, IndexError):
+        # A stored body of a shape the readers do not know: nothing to show, not a 500.
+        return None
 
 
 def _read(data: dict[str, Any]) -> str | None:
