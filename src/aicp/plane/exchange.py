@@ -47,6 +47,8 @@ class Principal:
     team_tpm: int | None = None
     #: The owning user's role: "admin", "team_admin" (of `team_id`) or "member".
     role: str = "member"
+    #: The receipt's section for this principal, made on first use (receipts/build.py).
+    receipt_section: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True)

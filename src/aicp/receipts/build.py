@@ -12,7 +12,7 @@ import hashlib
 import time
 from typing import Any
 
-from aicp.plane.exchange import Exchange
+from aicp.plane.exchange import Exchange, Principal
 from aicp.receipts.canonical import plain
 
 #: The receipt format's version; bump when fields change meaning.
@@ -33,12 +33,38 @@ def body_hash(data: bytes | None) -> str | None:
     return None if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+#: The last second formatted and its text: requests of one second share it (strftime
+#: costs more than the rest of a timestamp).
+_second: list[Any] = [-1, ""]
+
+
 def rfc3339(epoch: float) -> str:
     whole = int(epoch)
     micros = round((epoch - whole) * 1_000_000)
     if micros == 1_000_000:
         whole, micros = whole + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+    cached = _second
+    if cached[0] != whole:
+        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        cached[0] = whole
+    return f"{cached[1]}.{micros:06d}Z"
+
+
+def principal_section(p: Principal) -> dict[str, Any]:
+    """The receipt's view of a principal, made once per principal object (principals are
+    not changed after authentication; the key cache hands out the same one each time)."""
+    section = p.receipt_section
+    if section is None:
+        section = p.receipt_section = {
+            "key_id": p.key_id,
+            "key_prefix": p.display,
+            "user_id": p.user_id,
+            "team_id": p.team_id,
+            "project_id": p.project_id,
+            "service_account_id": p.service_account_id,
+            "trust_level": p.trust_level,
+        }
+    return section
 
 
 def _us(ms: float | None) -> int | None:
@@ -46,7 +72,6 @@ def _us(ms: float | None) -> int | None:
 
 
 def build(ex: Exchange, request_hash: str | None, ended: float) -> dict[str, Any]:
-    p = ex.principal
     route = ex.route
     served = ex.served
     usage = ex.usage
@@ -70,15 +95,7 @@ def build(ex: Exchange, request_hash: str | None, ended: float) -> dict[str, Any
         "ended_at": rfc3339(ended),
         "mode": ex.mode,
         "endpoint": {"protocol": ex.protocol, "operation": ex.operation, "stream": ex.stream},
-        "principal": {
-            "key_id": p.key_id,
-            "key_prefix": p.display,
-            "user_id": p.user_id,
-            "team_id": p.team_id,
-            "project_id": p.project_id,
-            "service_account_id": p.service_account_id,
-            "trust_level": p.trust_level,
-        },
+        "principal": principal_section(ex.principal),
         "labels": plain(ex.labels),
         "guardrails": sections["guardrails"],
         "policy": sections["policy"],
