@@ -277,3 +277,48 @@ def test_secret_shapes_are_redacted(text: str, secret: str) -> None:
 )
 def test_ordinary_text_is_left_alone(text: str) -> None:
     assert redact(text) == text
+
+
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+async def test_request_lines_of_one_loop_turn_go_out_in_one_write_in_order() -> None:
+    import asyncio
+
+    settings = LoggingSettings(format="json")
+    out = _CountingStream()
+    log = logging.getLogger("aicp.test.coalesce")
+    log.handlers = [build_handler(settings, logging.StreamHandler(out))]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    requests = RequestLog(settings, log)
+    for n in range(5):
+        requests(Event("llm.request.completed", 0.0, {"status": 200}, request_id=f"req_{n}"))
+    assert out.getvalue() == ""  # not yet: at the end of this turn of the loop
+    await asyncio.sleep(0)
+    ids = [json.loads(line)["request_id"] for line in out.getvalue().splitlines()]
+    assert ids == [f"req_{n}" for n in range(5)] and out.writes == 1
+    requests(Event("llm.request.completed", 0.0, {"status": 200}, request_id="req_5"))
+    await asyncio.sleep(0)
+    assert len(out.getvalue().splitlines()) == 6 and out.writes == 2
+
+
+def test_a_client_chosen_route_name_is_redacted_in_a_completed_line() -> None:
+    settings = LoggingSettings(format="json")
+    log, out = _logger("aicp.test.route-secret", settings)
+    secret = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    data = {"route": f"openai/{secret}", "upstream_model": secret, "status": 200}
+    RequestLog(settings, log)(Event("llm.request.completed", 0.0, data, request_id="req_1"))
+    line = json.loads(out.getvalue())
+    assert secret not in out.getvalue()
+    assert line["route"].startswith("openai/") and "[redacted]" in line["route"]
+    failed = {"status": 502, "error": {"message": f"upstream said: bad key {secret}"}}
+    RequestLog(settings, log)(Event("llm.request.failed", 0.0, failed, request_id="req_2"))
+    assert secret not in out.getvalue()

@@ -117,3 +117,11 @@ def test_nothing_readable_is_none() -> None:
     assert output_text(b"") is None
     assert output_text(b"<12 bytes>") is None
     assert output_text(b"[1, 2]") is None
+
+
+def test_the_record_stage_timestamps_equal_rfc3339_across_second_boundaries() -> None:
+    from aicp.receipts.build import Stamps, rfc3339
+
+    stamp = Stamps()
+    for epoch in (0.0, 0.9999996, 1.0, 1796112527.5798526, 1796112527.9, 1796112528.0000004):
+        assert stamp(epoch) == rfc3339(epoch)

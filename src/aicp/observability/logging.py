@@ -14,6 +14,7 @@ depth, since nothing should log one in the first place.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -209,15 +210,26 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
         line: str = ed
         return line
 
-    def line(self, logger: str, level: int, message: str, fields: dict[str, Any]) -> str:
-        """What `format` makes of a record of `logger` with these `fields`, with no record."""
+    def line(
+        self, logger: str, level: int, message: str, fields: dict[str, Any], *, scan: bool = True
+    ) -> str:
+        """What `format` makes of a record of `logger` with these `fields`, with no record.
+
+        `scan=False`: the caller vouches that no field holds foreign text (every string
+        is ours or already redacted), so a JSON line skips the scan for credentials.
+        """
         stamp: _Stamp = self.processors[0]  # type: ignore[assignment]
         method = logging.getLevelName(level).lower()
         ed: Any = {"msg": message, "ts": stamp.timestamp(time.time())}
         ed["level"] = method
         ed["logger"] = logger
         ed.update(fields)
-        for processor in self.processors[1:]:
+        processors = self.processors[1:]
+        if not scan and processors[-1] is _json:
+            for processor in processors[:-1]:
+                ed = processor(None, method, ed)
+            return orjson.dumps(ed, default=repr).decode()
+        for processor in processors:
             ed = processor(None, method, ed)
         text: str = ed
         return text
@@ -332,6 +344,8 @@ _REQUEST_EVENTS = {
     "llm.request.completed": "request completed",
     "llm.request.failed": "request failed",
 }
+#: Fields of a completed request's line that hold names a client chose.
+_CLIENT_NAMED = ("route", "upstream_model")
 #: Bodies in a DEBUG line are cut here: a log line is not a storage system.
 BODY_LIMIT = 16 * 1024
 
@@ -346,6 +360,8 @@ class RequestLog:
         self.log = logger or logging.getLogger("aicp.requests")
         self.bodies = settings.bodies
         self._body_log = logging.getLogger("aicp.bodies")
+        #: Lines waiting for the end of this turn of the loop (`_write`).
+        self._pending: list[str] = []
 
     def __call__(self, event: Event) -> None:
         message = _REQUEST_EVENTS.get(event.type)
@@ -363,15 +379,16 @@ class RequestLog:
                 # the line is written as it would render, without a LogRecord and the
                 # handler chain (about half the cost of a line).
                 formatter: _Formatter = handler.formatter  # type: ignore[assignment]
-                text = formatter.line(log.name, level, message, fields) + "\n"
-                try:
-                    with handler.lock:  # type: ignore[union-attr]
-                        handler.stream.write(text)
-                        handler.stream.flush()
-                except Exception:
-                    # As logging.StreamHandler.emit: report it and go on, never raise.
-                    record = log.makeRecord(log.name, level, __file__, 0, message, (), None)
-                    handler.handleError(record)
+                scan = "error" in fields
+                if not scan:
+                    # A completed request's fields are ours but for the names a client
+                    # may choose (a `provider/model` route): only those are scanned.
+                    for name in _CLIENT_NAMED:
+                        value = fields.get(name)
+                        if isinstance(value, str):
+                            fields[name] = redact(value)
+                text = formatter.line(log.name, level, message, fields, scan=scan) + "\n"
+                self._write(handler, text, log, level, message)
             else:
                 # What `log.log(level, message, extra=...)` does, without its search of
                 # the stack for the caller (which would be this line).
@@ -380,6 +397,47 @@ class RequestLog:
                 log.handle(record)
         if self.bodies and self._body_log.isEnabledFor(logging.DEBUG):
             self._log_bodies(event)
+
+    def _write(
+        self,
+        handler: logging.StreamHandler,  # type: ignore[type-arg]
+        text: str,
+        log: logging.Logger,
+        level: int,
+        message: str,
+    ) -> None:
+        """Lines of one turn of the event loop go out in one write: the requests a group
+        commit completes together log together, one system call instead of one each.
+        Without a running loop (a test, a thread) the line is written at once."""
+        pending = self._pending
+        pending.append(text)
+        if len(pending) > 1:
+            return
+        if self.bodies:  # body lines follow their request line: no reordering
+            self._flush(handler, log, level, message)
+            return
+        try:
+            asyncio.get_running_loop().call_soon(self._flush, handler, log, level, message)
+        except RuntimeError:
+            self._flush(handler, log, level, message)
+
+    def _flush(
+        self,
+        handler: logging.StreamHandler,  # type: ignore[type-arg]
+        log: logging.Logger,
+        level: int,
+        message: str,
+    ) -> None:
+        text = "".join(self._pending)
+        self._pending.clear()
+        try:
+            with handler.lock:  # type: ignore[union-attr]
+                handler.stream.write(text)
+                handler.stream.flush()
+        except Exception:
+            # As logging.StreamHandler.emit: report it and go on, never raise.
+            record = log.makeRecord(log.name, level, __file__, 0, message, (), None)
+            handler.handleError(record)
 
     def _log_bodies(self, event: Event) -> None:
         ex = _request.get()

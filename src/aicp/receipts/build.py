@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aicp.plane.exchange import Exchange, Principal
@@ -33,21 +34,33 @@ def body_hash(data: bytes | None) -> str | None:
     return None if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-#: The last second formatted and its text: requests of one second share it (strftime
-#: costs more than the rest of a timestamp).
-_second: list[Any] = [-1, ""]
-
-
 def rfc3339(epoch: float) -> str:
+    whole, micros = _split(epoch)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+
+
+def _split(epoch: float) -> tuple[int, int]:
     whole = int(epoch)
     micros = round((epoch - whole) * 1_000_000)
     if micros == 1_000_000:
         whole, micros = whole + 1, 0
-    cached = _second
-    if cached[0] != whole:
-        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        cached[0] = whole
-    return f"{cached[1]}.{micros:06d}Z"
+    return whole, micros
+
+
+class Stamps:
+    """`rfc3339` that formats each second once: the requests of one second share its
+    text (strftime costs more than the rest of a timestamp). One per record stage."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self, epoch: float) -> str:
+        whole, micros = _split(epoch)
+        if whole != self._second:
+            self._text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+            self._second = whole
+        return f"{self._text}.{micros:06d}Z"
 
 
 def principal_section(p: Principal) -> dict[str, Any]:
@@ -71,7 +84,9 @@ def _us(ms: float | None) -> int | None:
     return None if ms is None else round(ms * 1000)
 
 
-def build(ex: Exchange, request_hash: str | None, ended: float) -> dict[str, Any]:
+def build(
+    ex: Exchange, request_hash: str | None, ended: float, stamp: Callable[[float], str] = rfc3339
+) -> dict[str, Any]:
     route = ex.route
     served = ex.served
     usage = ex.usage
@@ -91,8 +106,8 @@ def build(ex: Exchange, request_hash: str | None, ended: float) -> dict[str, Any
         "v": VERSION,
         "id": ex.receipt_id,
         "request_id": ex.id,
-        "started_at": rfc3339(ex.wall_start),
-        "ended_at": rfc3339(ended),
+        "started_at": stamp(ex.wall_start),
+        "ended_at": stamp(ended),
         "mode": ex.mode,
         "endpoint": {"protocol": ex.protocol, "operation": ex.operation, "stream": ex.stream},
         "principal": principal_section(ex.principal),

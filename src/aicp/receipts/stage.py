@@ -13,7 +13,7 @@ import time
 from aicp.config import ReceiptSettings
 from aicp.plane.exchange import Exchange
 from aicp.receipts.bodies import redact
-from aicp.receipts.build import body_hash, build
+from aicp.receipts.build import Stamps, body_hash, build
 from aicp.receipts.canonical import canonical
 from aicp.receipts.log import ReceiptLog
 from aicp.receipts.store import Pending
@@ -25,10 +25,11 @@ class RecordStage:
     def __init__(self, log: ReceiptLog, settings: ReceiptSettings) -> None:
         self.log = log
         self.keep = settings.bodies
+        self.stamp = Stamps()
 
     async def __call__(self, ex: Exchange) -> None:
         ended = time.time()
-        receipt = build(ex, body_hash(ex.raw), ended)
+        receipt = build(ex, body_hash(ex.raw), ended, self.stamp)
         bodies: tuple[str, bytes | None, bytes | None] | None = None
         if self.keep == "full":
             bodies = ("full", ex.raw, ex.response_body)
