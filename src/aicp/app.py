@@ -24,6 +24,7 @@ from aicp.api import metrics as metrics_api
 from aicp.api.asgi import Message, Receive, Scope, Send, header_dict, request_id
 from aicp.api.errors import error_body
 from aicp.api.gateway import Endpoint, Handler, Validator
+from aicp.api.simulate import SIMULATE_PATHS
 from aicp.config import Settings, load_settings
 from aicp.errors import AicpError
 from aicp.observability.logging import configure_logging
@@ -109,11 +110,14 @@ _ENDPOINTS: dict[str, tuple[str, str, Validator]] = {
 _PREFIXES = ("/v1", "")
 
 #: The LLM endpoints, each with and without the /v1 prefix.
-HOT_PATHS = tuple(prefix + path for prefix in _PREFIXES for path in _ENDPOINTS)
+HOT_PATHS = (
+    *(prefix + path for prefix in _PREFIXES for path in _ENDPOINTS),
+    *SIMULATE_PATHS,
+)
 
 
 def _protocol_of(path: str) -> str:
-    return ANTHROPIC if path.startswith(("/v1/messages", "/messages")) else OPENAI
+    return ANTHROPIC if path.endswith(("/messages", "/messages/count_tokens")) else OPENAI
 
 
 def _hot_routes(state: AppState) -> dict[tuple[str, str], Handler]:
@@ -122,6 +126,9 @@ def _hot_routes(state: AppState) -> dict[tuple[str, str], Handler]:
         endpoint = Endpoint(state, protocol, operation, check)
         for prefix in _PREFIXES:
             routes[("POST", prefix + path)] = endpoint
+    for path, target in SIMULATE_PATHS.items():
+        protocol, operation, check = _ENDPOINTS[target]
+        routes[("POST", path)] = Endpoint(state, protocol, operation, check, simulate_only=True)
     return routes
 
 

@@ -52,6 +52,9 @@ class ProviderSettings(_Strict):
     discover_models: bool = True
     #: Implementation-specific settings (the mock's latency and failure rate, ...).
     options: dict[str, Any] = Field(default_factory=dict, repr=False)
+    #: Runs on your own machines (allowed in offline mode, `locality: local` in policies);
+    #: default: the type's (ollama, vllm, lmstudio, llamacpp and mock are local).
+    local: bool | None = None
 
 
 class DeploymentSettings(_Strict):
@@ -152,6 +155,76 @@ class ObservabilitySettings(_Strict):
     event_queue: int = Field(default=1000, ge=1)
 
 
+TASK_CLASSES = ("code", "infra", "legal", "security", "general", "document", "automation")
+SENSITIVITIES = ("public", "internal", "confidential", "restricted")
+Action = Literal["off", "allow", "flag", "redact", "block"]
+
+
+class TrustSettings(_Strict):
+    """The classify stage: task class, sensitivity and trust (docs/guardrails.md)."""
+
+    task_classes: list[str] = Field(default_factory=lambda: list(TASK_CLASSES))
+    #: Extra keywords per task class, added to the built-in ones.
+    keywords: dict[str, list[str]] = Field(default_factory=dict)
+    #: Sensitivity when nothing says otherwise.
+    default_sensitivity: Literal["public", "internal", "confidential", "restricted"] = "internal"
+    #: Sensitivity floors per project id (labels of the data a project handles).
+    projects: dict[str, Literal["public", "internal", "confidential", "restricted"]] = Field(
+        default_factory=dict
+    )
+
+
+class DetectorSettings(_Strict):
+    action: Action = "flag"
+    #: Kinds to look for (empty: all the detector knows).
+    kinds: list[str] = Field(default_factory=list)
+    #: Injection score at or above which the injection detector reports (0..1).
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    #: Blocklist terms.
+    terms: list[str] = Field(default_factory=list)
+
+
+def _detector(action: str, **more: Any) -> Any:
+    return Field(default_factory=lambda: DetectorSettings(action=action, **more))  # type: ignore[arg-type]
+
+
+class InputGuardSettings(_Strict):
+    pii: DetectorSettings = _detector("flag")
+    secrets: DetectorSettings = _detector("block")
+    injection: DetectorSettings = _detector("flag")
+    blocklist: DetectorSettings = _detector("block")
+    #: Text that never counts as a finding (an allowlisted address, a test card number).
+    allowlist: list[str] = Field(default_factory=list)
+    max_chars: int | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class OutputGuardSettings(_Strict):
+    pii: DetectorSettings = _detector("off")
+    secrets: DetectorSettings = _detector("redact")
+
+
+class GuardrailSettings(_Strict):
+    enabled: bool = True
+    input: InputGuardSettings = Field(default_factory=InputGuardSettings)
+    output: OutputGuardSettings = Field(default_factory=OutputGuardSettings)
+    #: Put redacted originals back into the response for the caller who sent them.
+    restore: bool = True
+
+
+class PolicySettings(_Strict):
+    enabled: bool = True
+    #: A directory of *.cedar files, watched and reloaded on change.
+    dir: str | None = None
+    #: Include the shipped policy pack (docs/policy.md).
+    pack: bool = True
+    #: How often the directory is checked for changes (0: never).
+    reload_s: float = Field(default=1.0, ge=0)
+    #: Tool (function) names that act on production: a request declaring one is
+    #: `use_tool` on a Tool with `production == true` (the pack wants an admin override).
+    production_tools: list[str] = Field(default_factory=list)
+
+
 class Settings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -162,6 +235,12 @@ class Settings(_Strict):
     reliability: ReliabilitySettings = Field(default_factory=ReliabilitySettings)
     receipts: ReceiptSettings = Field(default_factory=ReceiptSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    #: live, or offline: only local routes for every request (a request may ask for offline
+    #: or simulate with `x-aicp-mode`).
+    mode: Literal["live", "offline"] = "live"
+    trust: TrustSettings = Field(default_factory=TrustSettings)
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
     #: Where the settings came from, for messages.
     source: str = "<defaults>"
 

@@ -40,6 +40,8 @@ from aicp.storage.redis import connect_redis
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from aicp.policy.service import PolicyService
+
 log = logging.getLogger("aicp")
 
 #: How long start-up waits for a provider's model list before going on without it.
@@ -68,8 +70,11 @@ class AppState:
     #: Prometheus metrics (observability.metrics) and traces (OTEL_EXPORTER_OTLP_ENDPOINT).
     metrics: Metrics | None = None
     tracing: Tracing | None = None
+    policy: PolicyService | None = None
 
     async def aclose(self) -> None:
+        if self.policy is not None:
+            await self.policy.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.http.aclose()
@@ -115,26 +120,39 @@ class Services:
     events: EventBus
     receipts: ReceiptLog
     tracing: Tracing | None = None
+    policy: PolicyService | None = None
 
 
 def build_path(settings: Settings, sv: Services) -> Path:
+    from aicp.guardrails.output import GuardOutput
+    from aicp.guardrails.stages import GuardInput
+    from aicp.policy.stage import PolicyStage
+    from aicp.trust.stage import ClassifyStage
+
     server = settings.server
     return Path(
         request=[
             KeyAuthenticate(sv.keys, server.master_key, server.allow_forced_routes),
             Started(sv.events),
-            Passthrough("classify"),
-            Passthrough("guard_input"),
-            Passthrough("policy"),
+            ClassifyStage(settings.trust),
+            GuardInput(settings.guardrails, sv.events),
+            PolicyStage(
+                sv.policy.engine if sv.policy is not None else None,
+                sv.router,
+                sv.budgets,
+                sv.events,
+                settings.policy.production_tools,
+            ),
             Passthrough("recall"),
             Passthrough("compress"),
             RouteStage(sv.router, sv.events),
             LimitsStage(sv.limiter, deployment_limits(settings), sv.events),
             BudgetStage(sv.budgets, sv.prices, sv.events),
             Execute(settings.reliability, sv.budget, sv.events, sv.tracing),
+            # Before the first byte goes out (a response stage would be too late).
+            GuardOutput(settings.guardrails, sv.events),
         ],
         response=[
-            Passthrough("guard_output"),
             SettleStage(sv.budgets, sv.prices, sv.events),
             MeterStage(sv.limiter),
             RecordStage(sv.receipts, settings.receipts),
@@ -185,6 +203,10 @@ async def create_state(
     settings: Settings, http: HttpClient | None = None, span_exporter: SpanExporter | None = None
 ) -> AppState:
     events = EventBus()
+    # First: a policy directory that cannot load stops start-up before anything runs.
+    from aicp.policy.service import PolicyService
+
+    policy = PolicyService(settings.policy, events) if settings.policy.enabled else None
     tracing = create_tracing(settings, span_exporter)
     http = http or HttpClient()
     providers = {name: registry.create(name, ps, http) for name, ps in settings.providers.items()}
@@ -207,7 +229,9 @@ async def create_state(
     signer = load_signer(rs.signing_key, settings.storage.data_dir, rs.origin)
     receipts = ReceiptLog(db, signer, rs, events)
     receipts.start()
-    services = Services(router, budget, keys, limiter, budgets, prices, events, receipts, tracing)
+    services = Services(
+        router, budget, keys, limiter, budgets, prices, events, receipts, tracing, policy
+    )
     path = build_path(settings, services)
     state = AppState(
         settings,
@@ -225,6 +249,9 @@ async def create_state(
         events,
         receipts,
     )
+    state.policy = policy
+    if policy is not None:
+        policy.start()
     if redis is not None:
         state.fanout = RedisFanout(events, redis)
         state.fanout.start()

@@ -51,14 +51,18 @@ def by_kind(spans: tuple[ReadableSpan, ...], kind: SpanKind) -> list[ReadableSpa
 
 
 #: The stages that decide something today, in path order: each gets a span (the
-#: placeholders of later issues, classify, guard, policy, ..., get none).
+#: placeholders of later issues, recall, compress, learn, get none).
 TRACED_STAGES = [
     "authenticate",
     "started",
+    "classify",
+    "guard_input",
+    "policy",
     "route",
     "limits",
     "budget",
     "execute",
+    "guard_output",
     "settle",
     "meter",
     "record",

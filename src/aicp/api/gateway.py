@@ -29,10 +29,11 @@ from aicp.api.asgi import (
     send_bytes,
 )
 from aicp.api.errors import error_body, stream_error_event
-from aicp.errors import AicpError, ReceiptNotRecorded, UpstreamUnavailable
+from aicp.errors import AicpError, InvalidRequest, ReceiptNotRecorded, UpstreamUnavailable
 from aicp.plane.announce import emit_for
 from aicp.plane.exchange import Exchange
 from aicp.plane.outcome import outcome
+from aicp.plane.simulate import simulate
 from aicp.protocol.jsonutil import Json, dumps
 from aicp.protocol.validate import parse_json
 from aicp.providers.base import ANTHROPIC, OPENAI, RESPONSES, Reply, Stream
@@ -47,13 +48,41 @@ Validator = Callable[[Json], None]
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+#: Values of `x-aicp-mode`.
+MODES = ("live", "simulate", "offline")
+
+
+def requested_mode(headers: dict[str, str]) -> str | None:
+    value = headers.get("x-aicp-mode")
+    if value is None:
+        return None
+    mode = value.strip().lower()
+    if mode not in MODES:
+        raise InvalidRequest(
+            f"x-aicp-mode must be one of {', '.join(MODES)}, not {value[:40]!r}",
+            param="x-aicp-mode",
+            code="invalid_mode",
+        )
+    return mode
+
+
 class Endpoint:
-    def __init__(self, state: AppState, protocol: str, operation: str, validate: Validator) -> None:
+    def __init__(
+        self,
+        state: AppState,
+        protocol: str,
+        operation: str,
+        validate: Validator,
+        *,
+        simulate_only: bool = False,
+    ) -> None:
         self.state = state
         self.protocol = protocol
         self.operation = operation
         self.validate = validate
         self.keep_bodies = state.settings.receipts.bodies != "none"
+        #: POST /v1/route/simulate: every request is a simulation.
+        self.simulate_only = simulate_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_dict(scope)
@@ -70,6 +99,13 @@ class Endpoint:
             self.validate(body)
             ex.body = body
             ex.stream = body.get("stream") is True and self.operation == "chat"
+            mode = "simulate" if self.simulate_only else requested_mode(headers)
+            if mode == "offline" or state.settings.mode == "offline":
+                ex.offline = True
+                ex.mode = "offline"
+            if mode == "simulate":
+                await self._simulate(ex, send)
+                return
             await state.path.run(ex)
         except AicpError as err:
             await self._fail(send, err, ex)
@@ -104,6 +140,14 @@ class Endpoint:
         kind = "llm.request.failed" if ex.error is not None else "llm.request.completed"
         if state.events.wants(kind):
             emit_for(state.events, kind, ex, outcome(ex))
+
+    async def _simulate(self, ex: Exchange, send: Send) -> None:
+        """Every stage but execute; the answer is the decision record (api/simulate.py)."""
+        from aicp.api.simulate import decision_record
+
+        await simulate(self.state.path, ex)
+        payload = dumps(decision_record(self.state, ex))
+        await send_bytes(send, 200, payload, [JSON_TYPE, *self._headers(ex, ex.response_headers)])
 
     def _headers(self, ex: Exchange, more: dict[str, str]) -> list[tuple[bytes, bytes]]:
         out = extra_headers(ex.id, more)

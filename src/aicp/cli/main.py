@@ -13,8 +13,11 @@ from typing import Annotated, Any
 import typer
 
 from aicp.cli.db import db_app
+from aicp.cli.http import DEFAULT_URL, KeyOpt, UrlOpt, _fail, _request
 from aicp.cli.keys import keys_app, teams_app
+from aicp.cli.policy import policy_app
 from aicp.cli.receipts import receipts_app
+from aicp.cli.route import route_app
 from aicp.cli.spend import spend
 from aicp.cli.trace import replay, trace
 from aicp.errors import AicpError, ConfigError
@@ -30,11 +33,8 @@ app.command(name="spend")(spend)
 app.command(name="trace")(trace)
 app.command(name="replay")(replay)
 
-DEFAULT_URL = "http://127.0.0.1:4000"
-UrlOpt = Annotated[str, typer.Option("--url", envvar="AICP_URL", help="The gateway's base URL.")]
-KeyOpt = Annotated[
-    str | None, typer.Option("--key", envvar="AICP_API_KEY", help="API key for the gateway.")
-]
+app.add_typer(route_app, name="route")
+app.add_typer(policy_app, name="policy")
 
 
 @app.command()
@@ -88,26 +88,6 @@ def serve(
         uvicorn.run("aicp.app:factory", factory=True, workers=server.workers, **options)
     else:
         uvicorn.run(create_app(settings), **options)
-
-
-def _request(
-    url: str, key: str | None, body: dict[str, object] | None = None
-) -> urllib.request.Request:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
-    req.add_header("content-type", "application/json")
-    if key:
-        req.add_header("authorization", f"Bearer {key}")
-    return req
-
-
-def _fail(exc: urllib.error.URLError) -> typer.Exit:
-    if isinstance(exc, urllib.error.HTTPError):
-        detail = exc.read().decode("utf-8", "replace")
-        typer.echo(f"error: HTTP {exc.code}: {detail}", err=True)
-    else:
-        typer.echo(f"error: cannot reach the gateway: {exc.reason}", err=True)
-    return typer.Exit(1)
 
 
 @app.command()

@@ -15,6 +15,9 @@ from aicp.providers.base import Canonical, Reply, Stream, Usage
 if TYPE_CHECKING:
     from aicp.accounting.budget_stages import Reservation
     from aicp.accounting.ratelimit_stages import TokenHold
+    from aicp.guardrails.redact import Placeholders
+    from aicp.policy.model import Decision
+    from aicp.protocol.text import Slot
     from aicp.routing.router import Deployment, Route
 
 Mode = Literal["live", "simulate", "offline"]
@@ -136,6 +139,28 @@ class Exchange:
     durable: Awaitable[int] | None = None
     #: HTTP status the client was given.
     status: int = 200
+    #: The classify stage's verdicts, which policies read (docs/guardrails.md).
+    task_class: str = "general"
+    sensitivity: str = "internal"
+    trust: int = 1
+    #: A latency SLA the client asked for (`x-aicp-latency-sla-ms`), 0 for none.
+    latency_sla_ms: int = 0
+    #: The request's prose, found once (protocol/text.py) and shared by the stages.
+    slots: list[Slot] | None = None
+    #: Detector names and finding kinds the input guard found ("secrets", "email", ...).
+    findings: set[str] = field(default_factory=set)
+    #: The input guard's findings with their actions (guardrails/stages.py `Hit`s).
+    hits: list[Any] = field(default_factory=list)
+    #: Slot texts as the client sent them, kept when a slot is redacted.
+    originals: dict[int, str] = field(default_factory=dict)
+    #: Originals of what the input guard redacted, restored in the response.
+    placeholders: Placeholders | None = None
+    #: The policy stage's decision; the route stage keeps the routes it allows.
+    decision: Decision | None = None
+    #: Local routes only (offline mode, globally or for this request; also in a simulation).
+    offline: bool = False
+    #: Policy ids an admin bypassed for this request (`x-aicp-policy-bypass`).
+    bypass: frozenset[str] = frozenset()
 
     @property
     def ttft_ms(self) -> float | None:

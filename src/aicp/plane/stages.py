@@ -84,6 +84,18 @@ class RouteStage:
             ex.route = self.router.forced(forced)
         else:
             ex.route = self.router.resolve(ex.model)
+        decision = ex.decision
+        if decision is not None and not ex.route.forced:
+            # Only what the policy allows, the routes it prefers first (stably).
+            allowed = decision.allowed
+            preferred = set(decision.preferred)
+            chain = [d for d in ex.route.chain if d.key in allowed]
+            ex.route.chain = [d for d in chain if d.key in preferred] + [
+                d for d in chain if d.key not in preferred
+            ]
+        elif decision is not None and ex.route.chain[0].key not in decision.allowed:
+            # A forced route the policies forbid: only an admin gets here (policy stage).
+            ex.route.overridden = True
         decided = {"model": ex.model, "chain": ex.route.describe(), "forced": ex.route.forced}
         ex.trace.append(("route", decided))
         if self.events.wants("route.decided"):

@@ -46,4 +46,8 @@ def create(name: str, settings: ProviderSettings, http: HttpClient) -> Provider:
         ) from exc
     factory = getattr(module, attr)
     provider: Provider = factory(name, settings, http)
+    if settings.local is not None:
+        # The operator knows where an upstream runs (a vLLM on another host is still
+        # self-hosted; an "openai" base_url may point at a local proxy).
+        provider.local = settings.local
     return provider

@@ -112,6 +112,12 @@ def build(
         "endpoint": {"protocol": ex.protocol, "operation": ex.operation, "stream": ex.stream},
         "principal": principal_section(ex.principal),
         "labels": plain(ex.labels),
+        "classification": {
+            "task_class": ex.task_class,
+            "sensitivity": ex.sensitivity,
+            "trust": ex.trust,
+            "offline": ex.offline,
+        },
         "guardrails": sections["guardrails"],
         "policy": sections["policy"],
         "cache": sections["cache"] or [{"result": "off"}],

@@ -51,6 +51,8 @@ class Route:
     model: str  # the name the client asked for
     chain: list[Deployment]
     forced: bool = False
+    #: A forced route an admin sent although the policies forbid it.
+    overridden: bool = False
 
     def describe(self) -> list[str]:
         return [d.key for d in self.chain]

@@ -1,0 +1,1 @@
+"""Guardrail detectors (PII, secrets, prompt injection, term lists, size caps) and redaction."""

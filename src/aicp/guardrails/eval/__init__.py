@@ -1,0 +1,1 @@
+"""Accuracy of the guardrail detectors on labelled sets: `python -m aicp.guardrails.eval`."""

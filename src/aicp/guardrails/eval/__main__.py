@@ -1,0 +1,5 @@
+import sys
+
+from aicp.guardrails.eval.runner import main
+
+sys.exit(main())

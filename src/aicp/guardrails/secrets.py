@@ -1,0 +1,183 @@
+"""Credentials: provider key formats, private keys, JWTs, passwords in URLs and assignments.
+
+Most providers give their keys a fixed prefix, so one regex of all prefixed formats
+(a literal-led alternation, which the regex engine scans quickly) finds them in one
+pass. Three kinds have no prefix and wait for a cheap gate: a password in a URL for
+"://", an AWS secret access key for a nearby "aws" word, and a generic assignment
+(`password = ...`, `api_key: ...`) for one of its key words; the value of the last
+must look random (Shannon entropy), so `password = getpass()` is not a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import ClassVar
+
+from aicp.guardrails.base import Finding, select_kinds
+
+# Formats as the providers document them; group name = finding kind.
+_PREFIXED = re.compile(
+    r"(?P<anthropic_key>sk-ant-(?:api|admin|oat)\d\d-[A-Za-z0-9_-]{32,})"
+    r"|(?P<openai_key>sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,})"
+    r"|(?P<stripe_key>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,})"
+    r"|(?P<google_api_key>AIza[0-9A-Za-z_-]{35})"
+    r"|(?P<aws_access_key>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})"
+    r"|(?P<github_token>gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})"
+    r"|(?P<slack_webhook>https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{20,})"
+    r"|(?P<slack_token>xox[abposre]-[A-Za-z0-9-]{10,})"
+    r"|(?P<gitlab_token>glpat-[A-Za-z0-9_-]{20,})"
+    r"|(?P<huggingface_token>hf_[A-Za-z0-9]{30,})"
+    r"|(?P<npm_token>npm_[A-Za-z0-9]{36})"
+    r"|(?P<pypi_token>pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,})"
+    r"|(?P<sendgrid_key>SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})"
+    r"|(?P<jwt>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)"
+    r"|(?P<private_key>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)"
+)
+_TOKEN_CHAR = re.compile(r"[A-Za-z0-9_-]")
+# The body of a PEM block: up to its END line, or as far as base64 lines go.
+_PEM_REST = re.compile(
+    r"[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|(?:\s*[A-Za-z0-9+/=:,-]+)*"
+)
+_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/?#@\"'<>]*:([^\s/?#@\"'<>]+)@[\w.-]")
+_AWS_WORD = re.compile(r"aws|secret_?access_?key", re.I)
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+# Matched from where one of its stems starts ("api_key" from "key", "DB_PASSWORD" from
+# "pass"): a plain find locates the stems, which costs less than scanning for them.
+_ASSIGNMENT_STEMS = ("pass", "pwd", "secret", "key", "token", "bearer", "credential")
+_PASSWORD_STEMS = ("pass", "pwd", "secret")  # a value named so is a secret even if short
+_ASSIGNMENT = re.compile(
+    r"[A-Za-z0-9_-]*[\"']?\s*(?::=|=>|[:=])\s*"
+    r"(?:\"(?P<dq>[^\"\n]{6,200})\"|'(?P<sq>[^'\n]{6,200})'|(?P<bare>[^\s\"',;)}\]]{6,200}))"
+)
+_PLACEHOLDER = re.compile(
+    r"""(?ix)^(?:
+      [*x•.#-]+                                # ****, xxxx
+    | <[^>]*> | \[[^\]]*\] | \{[^}]*\}         # <password>, [token], {secret}
+    | \$\{?[\w.-]+\}? | %\(?\w*\)?s | \$\w+    # ${DB_PASSWORD}, %(pw)s, $TOKEN
+    | (?:your|my|some)[_-]?[a-z_-]*            # your_password, my-token
+    | .*(?:example|placeholder|changeme|redacted|dummy|sample|test|here|xxxx).*
+    | password\d* | passw(?:or)?d | secret | token | none | null | true | false | undefined
+    )$"""
+)
+_CALL_OR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*(?:\(.*\)?|\[.*\]?)?$")
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character; random base62 is about 5.9, English words about 3 to 4."""
+    counts = Counter(value)
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _looks_random(value: str, minimum: float) -> bool:
+    classes = sum(
+        (
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+        )
+    )
+    return classes >= 2 and shannon_entropy(value) >= minimum
+
+
+def _jwt_ok(token: str) -> bool:
+    header = token.split(".", 1)[0]
+    try:
+        decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return b'"alg"' in decoded or b'"typ"' in decoded
+
+
+class SecretsDetector:
+    """Provider keys and tokens, private keys, JWTs and passwords."""
+
+    name = "secrets"
+    KINDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "openai_key", "anthropic_key", "google_api_key", "aws_access_key",
+            "aws_secret_key", "github_token", "slack_token", "slack_webhook", "stripe_key",
+            "gitlab_token", "huggingface_token", "npm_token", "pypi_token", "sendgrid_key",
+            "private_key", "jwt", "connection_password", "generic_secret",
+        }
+    )  # fmt: skip
+
+    def __init__(self, kinds: Iterable[str] | None = None) -> None:
+        self._kinds = select_kinds(kinds, self.KINDS, self.name)
+
+    def scan(self, text: str) -> list[Finding]:
+        kinds = self._kinds
+        found = list(self._prefixed(text))
+        if "connection_password" in kinds and "://" in text:
+            found += self._url_passwords(text)
+        lowered = text.lower()
+        if "aws_secret_key" in kinds and ("aws" in lowered or "secretaccesskey" in lowered):
+            found += self._aws_secrets(text)
+        if "generic_secret" in kinds:
+            found += self._assignments(text, lowered, found)
+        return sorted((f for f in found if f.kind in kinds), key=lambda f: (f.start, -f.end))
+
+    def _prefixed(self, text: str) -> Iterator[Finding]:
+        for m in _PREFIXED.finditer(text):
+            kind, start, end = str(m.lastgroup), m.start(), m.end()
+            if start and _TOKEN_CHAR.match(text, start - 1) and kind != "private_key":
+                continue  # "task-..." is not "sk-...": a key starts a token
+            if _TOKEN_CHAR.match(text, end) and kind not in ("slack_webhook", "private_key"):
+                continue  # too long for the format: some other identifier
+            if kind == "jwt" and not _jwt_ok(m.group()):
+                continue
+            if kind == "openai_key" and not _looks_random(m.group()[3:], 3.0):
+                continue  # "sk-my-very-long-feature-branch-name"
+            if kind == "private_key":
+                rest = _PEM_REST.match(text, end)
+                end = rest.end() if rest else end
+            yield Finding(self.name, kind, start, end, 0.99 if kind != "jwt" else 0.95)
+
+    def _url_passwords(self, text: str) -> Iterator[Finding]:
+        for m in _URL_PASSWORD.finditer(text):
+            password = m.group(1)
+            if _PLACEHOLDER.match(password):
+                continue
+            yield Finding(self.name, "connection_password", m.start(1), m.end(1), 0.95)
+
+    def _aws_secrets(self, text: str) -> Iterator[Finding]:
+        for word in _AWS_WORD.finditer(text):
+            # The secret follows its name ("aws_secret_access_key = ...") within a line or two.
+            window = _AWS_SECRET.search(text, word.end(), word.end() + 80)
+            if window and _looks_random(window.group(), 4.0):
+                yield Finding(self.name, "aws_secret_key", window.start(), window.end(), 0.9)
+
+    def _assignments(self, text: str, lowered: str, known: list[Finding]) -> Iterator[Finding]:
+        seen: set[int] = set()
+        for stem in _ASSIGNMENT_STEMS:
+            at = lowered.find(stem)
+            while at != -1:
+                m = _ASSIGNMENT.match(text, at + len(stem))
+                if m and m.end() not in seen:
+                    seen.add(m.end())
+                    found = self._assignment(m, stem in _PASSWORD_STEMS, known)
+                    if found is not None:
+                        yield found
+                at = lowered.find(stem, at + 1)
+
+    def _assignment(
+        self, m: re.Match[str], is_password: bool, known: list[Finding]
+    ) -> Finding | None:
+        group = "dq" if m.group("dq") else "sq" if m.group("sq") else "bare"
+        value, start, end = m.group(group), m.start(group), m.end(group)
+        if any(f.start < end and start < f.end for f in known) or _PLACEHOLDER.match(value):
+            return None
+        if group == "bare" and _CALL_OR_NAME.match(value) and not any(c.isdigit() for c in value):
+            return None  # password = get_password(), token: cfg.token
+        if is_password:
+            ok = " " not in value.strip() and shannon_entropy(value) >= 2.0
+        else:
+            ok = len(value) >= 16 and " " not in value and _looks_random(value, 3.0)
+        if not ok:
+            return None
+        return Finding(self.name, "generic_secret", start, end, 0.8 if is_password else 0.7)

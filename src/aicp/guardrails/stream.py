@@ -1,0 +1,211 @@
+"""Output guarding of a stream: the text deltas of each event go through a `TextPipe`
+(redact, then restore placeholders), the events around them are left as they are.
+
+Items are canonical OpenAI chunk dicts (a translated stream) or the upstream's
+own SSE bytes in the client's protocol (pass-through), which are split into
+events here; an event whose text did not change goes out byte for byte. What
+the pipe holds back (a span that may continue in the next delta) is released
+with the next delta, and the rest before the event that ends the text:
+OpenAI's chunk with a `finish_reason`, Anthropic's `content_block_stop`, the
+Responses API's `response.output_text.done` (whose full text is changed too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from aicp.guardrails.redact import StreamRedactor, StreamRestorer
+from aicp.protocol.jsonutil import Json
+
+
+class TextPipe:
+    def __init__(self, redactor: StreamRedactor | None, restorer: StreamRestorer | None) -> None:
+        self.redactor = redactor
+        self.restorer = restorer
+
+    def feed(self, text: str) -> str:
+        if self.redactor is not None:
+            text = self.redactor.feed(text)
+        if self.restorer is not None and text:
+            text = self.restorer.feed(text)
+        return text
+
+    def flush(self) -> str:
+        text = ""
+        if self.redactor is not None:
+            text = self.redactor.flush()
+        if self.restorer is not None:
+            text = (
+                self.restorer.feed(text) + self.restorer.flush() if text else self.restorer.flush()
+            )
+        return text
+
+    def whole(self, text: str) -> str:
+        """A complete text (a `done` event's), through fresh copies of the same steps."""
+        redactor = self.redactor
+        restorer = self.restorer
+        if redactor is not None:
+            fresh = StreamRedactor(redactor.detectors, redactor.placeholders, redactor.window)
+            text = fresh.feed(text) + fresh.flush()
+        if restorer is not None:
+            again = StreamRestorer(restorer.placeholders)
+            text = again.feed(text) + again.flush()
+        return text
+
+
+async def rewrite_stream(
+    items: AsyncIterator[bytes | Json], protocol: str, pipe: TextPipe
+) -> AsyncIterator[bytes | Json]:
+    if protocol == "canonical":
+        async for item in items:
+            if isinstance(item, dict):
+                _openai_chunk(item, pipe)
+            yield item
+        return
+    buffer = b""
+    async for item in items:
+        if not isinstance(item, bytes):
+            yield item
+            continue
+        buffer += item
+        out: list[bytes] = []
+        while True:
+            cut, sep = _boundary(buffer)
+            if cut < 0:
+                break
+            event, buffer = buffer[:cut], buffer[cut + sep :]
+            out.append(_event(event, protocol, pipe) + b"\n\n")
+        if out:
+            yield b"".join(out)
+    if buffer:
+        yield _event(buffer, protocol, pipe)
+
+
+def _boundary(data: bytes) -> tuple[int, int]:
+    lf = data.find(b"\n\n")
+    crlf = data.find(b"\r\n\r\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf, 4
+    return lf, 2
+
+
+def _event(event: bytes, protocol: str, pipe: TextPipe) -> bytes:
+    """One SSE event (without its blank line), its text changed by `pipe` if it has any."""
+    lines = event.split(b"\n")
+    for i, line in enumerate(lines):
+        stripped = line.rstrip(b"\r")
+        if not stripped.startswith(b"data:"):
+            continue
+        payload = stripped[5:].strip()
+        if not payload.startswith(b"{"):
+            continue
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return event
+        if not isinstance(data, dict):
+            return event
+        extra = b""
+        if protocol == "anthropic":
+            changed, extra = _anthropic(data, pipe)
+        elif protocol == "openai-responses":
+            changed, extra = _responses(data, pipe)
+        else:
+            changed = _openai_chunk(data, pipe)
+        if changed:
+            lines[i] = b"data: " + orjson.dumps(data)
+        return extra + b"\n".join(lines)
+    return event
+
+
+def _openai_chunk(chunk: dict[str, Any], pipe: TextPipe) -> bool:
+    changed = False
+    for choice in chunk.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            continue
+        text = delta.get("content")
+        new = pipe.feed(text) if isinstance(text, str) else text
+        if choice.get("finish_reason"):
+            tail = pipe.flush()
+            if tail:
+                new = (new or "") + tail
+        if new != text:
+            delta["content"] = new
+            changed = True
+    return changed
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _anthropic(data: dict[str, Any], pipe: TextPipe) -> tuple[bool, bytes]:
+    kind = data.get("type")
+    if kind == "content_block_delta":
+        delta = data.get("delta")
+        if isinstance(delta, dict) and delta.get("type") == "text_delta":
+            text = delta.get("text")
+            if isinstance(text, str):
+                new = pipe.feed(text)
+                if new != text:
+                    delta["text"] = new
+                    return True, b""
+    elif kind == "content_block_stop":
+        tail = pipe.flush()
+        if tail:
+            block = {"type": "text_delta", "text": tail}
+            extra = {"type": "content_block_delta", "index": data.get("index", 0), "delta": block}
+            return False, _sse("content_block_delta", extra)
+    return False, b""
+
+
+def _responses(data: dict[str, Any], pipe: TextPipe) -> tuple[bool, bytes]:
+    kind = data.get("type")
+    if kind == "response.output_text.delta":
+        text = data.get("delta")
+        if isinstance(text, str):
+            new = pipe.feed(text)
+            if new != text:
+                data["delta"] = new
+                return True, b""
+    elif kind == "response.output_text.done":
+        tail = pipe.flush()
+        extra = b""
+        if tail:
+            delta = {k: data[k] for k in ("item_id", "output_index", "content_index") if k in data}
+            extra = _sse(
+                "response.output_text.delta",
+                {"type": "response.output_text.delta", **delta, "delta": tail},
+            )
+        text = data.get("text")
+        if isinstance(text, str):
+            data["text"] = pipe.whole(text)
+            return True, extra
+        return False, extra
+    elif kind in ("response.content_part.done", "response.output_item.done", "response.completed"):
+        return _responses_whole(data, pipe), b""
+    return False, b""
+
+
+def _responses_whole(data: Any, pipe: TextPipe) -> bool:
+    """Full texts repeated in Responses' closing events (`text` of output_text parts)."""
+    changed = False
+    if isinstance(data, dict):
+        if data.get("type") == "output_text" and isinstance(data.get("text"), str):
+            new = pipe.whole(data["text"])
+            if new != data["text"]:
+                data["text"] = new
+                changed = True
+        for value in data.values():
+            if isinstance(value, dict | list):
+                changed = _responses_whole(value, pipe) or changed
+    elif isinstance(data, list):
+        for value in data:
+            changed = _responses_whole(value, pipe) or changed
+    return changed

@@ -1,0 +1,136 @@
+"""Output guarding of streams: SSE events rewritten in every protocol, text deltas
+restored and redacted across chunk boundaries, other events left byte for byte."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aicp.guardrails.redact import Placeholders, StreamRedactor, StreamRestorer
+from aicp.guardrails.secrets import SecretsDetector
+from aicp.guardrails.stream import TextPipe, rewrite_stream
+
+EMAIL = "jane.doe@example.com"
+
+
+def _pipe(redact: bool = False) -> tuple[TextPipe, str]:
+    held = Placeholders()
+    placeholder = held.placeholder("email", EMAIL)
+    redactor = StreamRedactor([SecretsDetector()], Placeholders()) if redact else None
+    return TextPipe(redactor, StreamRestorer(held)), placeholder
+
+
+async def _items(chunks: list[bytes | dict[str, Any]]) -> AsyncIterator[bytes | dict[str, Any]]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def _run(chunks: list[Any], protocol: str, pipe: TextPipe) -> list[Any]:
+    return [item async for item in rewrite_stream(_items(chunks), protocol, pipe)]
+
+
+def _split_randomly(data: bytes, rng: random.Random) -> list[bytes]:
+    cuts = sorted(rng.sample(range(1, len(data)), 6))
+    return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+
+def _openai_sse(pieces: list[str]) -> bytes:
+    out = b""
+    for piece in pieces:
+        chunk = {"id": "c", "choices": [{"index": 0, "delta": {"content": piece}}]}
+        out += b"data: " + json.dumps(chunk).encode() + b"\n\n"
+    done = {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    return out + b"data: " + json.dumps(done).encode() + b"\n\ndata: [DONE]\n\n"
+
+
+def _openai_text(data: bytes) -> str:
+    text = ""
+    for event in data.split(b"\n\n"):
+        if event.startswith(b"data: {"):
+            for choice in json.loads(event[6:])["choices"]:
+                text += choice["delta"].get("content") or ""
+    return text
+
+
+async def test_an_openai_stream_gets_a_split_placeholder_restored_whatever_the_chunking() -> None:
+    rng = random.Random(7)
+    for _ in range(20):
+        pipe, placeholder = _pipe()
+        head, tail = placeholder[:4], placeholder[4:]
+        sse = _openai_sse(["Write to ", head, tail, " today, ", "thanks"])
+        out = b"".join(await _run(_split_randomly(sse, rng), "openai", pipe))
+        assert _openai_text(out) == f"Write to {EMAIL} today, thanks"
+        assert out.endswith(b"data: [DONE]\n\n")
+
+
+async def test_events_without_text_to_change_go_out_byte_for_byte() -> None:
+    pipe, _ = _pipe()
+    sse = _openai_sse(["nothing ", "to see"])
+    assert b"".join(await _run([sse], "openai", pipe)) == sse
+
+
+async def test_a_secret_streamed_in_pieces_is_redacted() -> None:
+    pipe, _ = _pipe(redact=True)
+    key = "AKIAIOSFODNN7EXAMPLE"
+    sse = _openai_sse(["the key is ", key[:9], key[9:], " ok"])
+    text = _openai_text(b"".join(await _run([sse], "openai", pipe)))
+    assert key not in text and "<SECRET_1>" in text and text.endswith(" ok")
+
+
+async def test_an_anthropic_stream_releases_the_held_tail_before_the_block_stops() -> None:
+    pipe, placeholder = _pipe()
+
+    def event(kind: str, data: dict[str, Any]) -> bytes:
+        return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+    def delta(text: str) -> bytes:
+        return event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}})
+
+    sse = (
+        event("message_start", {"message": {"id": "m"}})
+        + delta("mail ")
+        + delta(placeholder[:-1])
+        + delta(placeholder[-1:])
+        + event("content_block_stop", {"index": 0})
+        + event("message_stop", {})
+    )
+    out = b"".join(await _run([sse], "anthropic", pipe))
+    text = ""
+    kinds = []
+    for block in out.split(b"\n\n"):
+        if not block:
+            continue
+        name, data = block.split(b"\n", 1)
+        kinds.append(name[7:].decode())
+        payload = json.loads(data[6:])
+        if payload["type"] == "content_block_delta":
+            text += payload["delta"]["text"]
+    assert text == f"mail {EMAIL}"
+    assert kinds[-2:] == ["content_block_stop", "message_stop"]
+
+
+async def test_canonical_chunks_and_responses_done_events() -> None:
+    pipe, placeholder = _pipe()
+    chunks: list[Any] = [
+        {"choices": [{"index": 0, "delta": {"content": "to " + placeholder[:3]}}]},
+        {"choices": [{"index": 0, "delta": {"content": placeholder[3:]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ]
+    out = await _run(chunks, "canonical", pipe)
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in out)
+    assert text == f"to {EMAIL}"
+    pipe, placeholder = _pipe()
+
+    def sse(data: dict[str, Any]) -> bytes:
+        return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
+
+    stream = sse({"type": "response.output_text.delta", "delta": "hi " + placeholder[:2]})
+    stream += sse({"type": "response.output_text.delta", "delta": placeholder[2:]})
+    stream += sse({"type": "response.output_text.done", "text": "hi " + placeholder})
+    out_bytes = b"".join(await _run([stream], "openai-responses", pipe))
+    events = [json.loads(b.split(b"\ndata: ", 1)[1]) for b in out_bytes.split(b"\n\n") if b]
+    deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert deltas == f"hi {EMAIL}"
+    assert events[-1]["text"] == f"hi {EMAIL}"
