@@ -295,3 +295,65 @@ def test_a_production_tool_needs_an_admin_override(
         other = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
         assert _chat(_oai(gw, key), "look it up", tools=other).http_response.status_code == 200
     assert len(_calls(ext)) == 2
+
+
+def test_a_failing_route_is_avoided_while_another_serves_and_used_when_none_does(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    ext, loc = ups
+    reliability = {"max_retries": 0, "backoff_base_s": 0.01}
+    with GatewayServer(_settings(ext, loc, reliability=reliability)) as gw:
+        ext.fault(status=500, times=1)
+        outcomes = []
+        for _ in range(10):
+            try:
+                _chat(_oai(gw), "hello", model="external-only")
+                outcomes.append("ok")
+            except openai.InternalServerError:
+                outcomes.append("failed")
+        assert outcomes.count("failed") == 1  # 10% over the breaker's window: above 5%
+        raw = _chat(_oai(gw), "hello")  # ext is forbidden while loc can serve
+        receipt = _receipt(gw, raw.headers["x-aicp-receipt-id"])
+        assert receipt["policy"][0]["forbidden"] == {"ext/big-model": ["error-rate"]}
+        assert receipt["route"]["served"] == "loc/small-model"
+        # The only route of a model: the soft policy gives way instead of failing the model.
+        raw = _chat(_oai(gw), "hello", model="external-only")
+        receipt = _receipt(gw, raw.headers["x-aicp-receipt-id"])
+        assert receipt["policy"][0]["relaxed"] == ["error-rate"]
+        assert receipt["route"]["served"] == "ext/big-model"
+
+
+def test_policy_files_reload_and_a_bad_change_keeps_the_previous_set(
+    ups: tuple[FakeUpstream, FakeUpstream], tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    ext, loc = ups
+    rules = tmp_path / "rules.cedar"
+    rules.write_text(
+        '@id("no-small") forbid (principal, action == Aicp::Action::"route", resource)\n'
+        'when { resource.model == "small-model" };\n'
+    )
+    policy = {"dir": str(tmp_path), "reload_s": 0.05}
+    with GatewayServer(_settings(ext, loc, policy=policy)) as gw:
+
+        def served(text: str = "hello") -> str:
+            raw = _chat(_oai(gw), text, extra_headers={"x-aicp-route": "loc/small-model"})
+            return str(_receipt(gw, raw.headers["x-aicp-receipt-id"])["policy"][0])
+
+        assert "no-small" in served()  # forced by the master key over the forbid
+        rules.write_text('@id("broken") forbid (principal, action, resource) when { nope };\n')
+        deadline = time.monotonic() + 5
+        while "previous set stays active" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "rules.cedar" in caplog.text and "previous set stays active" in caplog.text
+        assert "no-small" in served()  # the old set still decides
+        rules.write_text(
+            '@id("no-big") forbid (principal, action == Aicp::Action::"route", resource)\n'
+            'when { resource.model == "big-model" };\n'
+        )
+        while "reloaded" not in caplog.text and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+        raw = _chat(_oai(gw), "hello")
+        receipt = _receipt(gw, raw.headers["x-aicp-receipt-id"])
+        assert receipt["policy"][0]["forbidden"] == {"ext/big-model": ["no-big"]}

@@ -86,7 +86,8 @@ async def test_an_anthropic_stream_releases_the_held_tail_before_the_block_stops
         return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
 
     def delta(text: str) -> bytes:
-        return event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}})
+        block = {"type": "text_delta", "text": text}
+        return event("content_block_delta", {"index": 0, "delta": block})
 
     sse = (
         event("message_start", {"message": {"id": "m"}})

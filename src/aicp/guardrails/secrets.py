@@ -20,31 +20,44 @@ from typing import ClassVar
 
 from aicp.guardrails.base import Finding, select_kinds
 
-# Formats as the providers document them; group name = finding kind.
-_PREFIXED = re.compile(
-    r"(?P<anthropic_key>sk-ant-(?:api|admin|oat)\d\d-[A-Za-z0-9_-]{32,})"
-    r"|(?P<openai_key>sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,})"
-    r"|(?P<stripe_key>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,})"
-    r"|(?P<google_api_key>AIza[0-9A-Za-z_-]{35})"
-    r"|(?P<aws_access_key>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})"
-    r"|(?P<github_token>gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,255})"
-    r"|(?P<slack_webhook>https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{20,})"
-    r"|(?P<slack_token>xox[abposre]-[A-Za-z0-9-]{10,})"
-    r"|(?P<gitlab_token>glpat-[A-Za-z0-9_-]{20,})"
-    r"|(?P<huggingface_token>hf_[A-Za-z0-9]{30,})"
-    r"|(?P<npm_token>npm_[A-Za-z0-9]{36})"
-    r"|(?P<pypi_token>pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,})"
-    r"|(?P<sendgrid_key>SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})"
-    r"|(?P<jwt>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)"
-    r"|(?P<private_key>-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----)"
+# Formats as the providers document them: (kind, a literal every key of it contains,
+# pattern). Each pattern is scanned only when its literal is in the text, and each
+# starts with a literal, which the regex engine searches for as fast as `in` does;
+# one alternation of them all would be tried at every position instead.
+_FORMATS: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
+    (kind, gate, re.compile(pattern))
+    for kind, gate, pattern in (
+        ("anthropic_key", "sk-ant-", r"sk-ant-(?:api|admin|oat)\d\d-[A-Za-z0-9_-]{32,}"),
+        ("openai_key", "sk-", r"sk-(?!ant-)(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}"),
+        ("stripe_key", "k_live_", r"[sr]k_live_[A-Za-z0-9]{16,}"),
+        ("stripe_key", "k_test_", r"[sr]k_test_[A-Za-z0-9]{16,}"),
+        ("google_api_key", "AIza", r"AIza[0-9A-Za-z_-]{35}"),
+        ("aws_access_key", "A", r"A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}"),
+        ("github_token", "gh", r"gh[pousr]_[A-Za-z0-9]{36,251}"),
+        ("github_token", "github_pat_", r"github_pat_[A-Za-z0-9_]{22,255}"),
+        (
+            "slack_webhook",
+            "hooks.slack.com",
+            r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{20,}",
+        ),
+        ("slack_token", "xox", r"xox[abposre]-[A-Za-z0-9-]{10,}"),
+        ("gitlab_token", "glpat-", r"glpat-[A-Za-z0-9_-]{20,}"),
+        ("huggingface_token", "hf_", r"hf_[A-Za-z0-9]{30,}"),
+        ("npm_token", "npm_", r"npm_[A-Za-z0-9]{36}"),
+        ("pypi_token", "pypi-", r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"),
+        ("sendgrid_key", "SG.", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"),
+        ("jwt", "eyJ", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+        ("private_key", "-----BEGIN", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
+    )
 )
 _TOKEN_CHAR = re.compile(r"[A-Za-z0-9_-]")
 # The body of a PEM block: up to its END line, or as far as base64 lines go.
 _PEM_REST = re.compile(
     r"[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|(?:\s*[A-Za-z0-9+/=:,-]+)*"
 )
-_URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/?#@\"'<>]*:([^\s/?#@\"'<>]+)@[\w.-]")
-_AWS_WORD = re.compile(r"aws|secret_?access_?key", re.I)
+_URL_PASSWORD = re.compile(
+    r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{1,20}://[^\s:/?#@\"'<>]*:([^\s/?#@\"'<>]+)@[\w.-]"
+)
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 # Matched from where one of its stems starts ("api_key" from "key", "DB_PASSWORD" from
 # "pass"): a plain find locates the stems, which costs less than scanning for them.
@@ -116,15 +129,20 @@ class SecretsDetector:
         if "connection_password" in kinds and "://" in text:
             found += self._url_passwords(text)
         lowered = text.lower()
-        if "aws_secret_key" in kinds and ("aws" in lowered or "secretaccesskey" in lowered):
-            found += self._aws_secrets(text)
+        if "aws_secret_key" in kinds:
+            found += self._aws_secrets(text, lowered)
         if "generic_secret" in kinds:
             found += self._assignments(text, lowered, found)
         return sorted((f for f in found if f.kind in kinds), key=lambda f: (f.start, -f.end))
 
     def _prefixed(self, text: str) -> Iterator[Finding]:
-        for m in _PREFIXED.finditer(text):
-            kind, start, end = str(m.lastgroup), m.start(), m.end()
+        for kind, gate, pattern in _FORMATS:
+            if kind in self._kinds and gate in text:
+                yield from self._formatted(text, kind, pattern)
+
+    def _formatted(self, text: str, kind: str, pattern: re.Pattern[str]) -> Iterator[Finding]:
+        for m in pattern.finditer(text):
+            start, end = m.start(), m.end()
             if start and _TOKEN_CHAR.match(text, start - 1) and kind != "private_key":
                 continue  # "task-..." is not "sk-...": a key starts a token
             if _TOKEN_CHAR.match(text, end) and kind not in ("slack_webhook", "private_key"):
@@ -139,18 +157,24 @@ class SecretsDetector:
             yield Finding(self.name, kind, start, end, 0.99 if kind != "jwt" else 0.95)
 
     def _url_passwords(self, text: str) -> Iterator[Finding]:
-        for m in _URL_PASSWORD.finditer(text):
-            password = m.group(1)
-            if _PLACEHOLDER.match(password):
-                continue
-            yield Finding(self.name, "connection_password", m.start(1), m.end(1), 0.95)
+        at = text.find("://")
+        while at != -1:
+            # The scheme is at most 21 characters before "://".
+            m = _URL_PASSWORD.search(text, max(0, at - 21), at + 400)
+            if m and m.start(1) > at and not _PLACEHOLDER.match(m.group(1)):
+                yield Finding(self.name, "connection_password", m.start(1), m.end(1), 0.95)
+            at = text.find("://", at + 3)
 
-    def _aws_secrets(self, text: str) -> Iterator[Finding]:
-        for word in _AWS_WORD.finditer(text):
-            # The secret follows its name ("aws_secret_access_key = ...") within a line or two.
-            window = _AWS_SECRET.search(text, word.end(), word.end() + 80)
-            if window and _looks_random(window.group(), 4.0):
-                yield Finding(self.name, "aws_secret_key", window.start(), window.end(), 0.9)
+    def _aws_secrets(self, text: str, lowered: str) -> Iterator[Finding]:
+        for word in ("aws", "secretaccesskey", "secret_access_key"):
+            at = lowered.find(word)
+            while at != -1:
+                # The secret follows its name ("aws_secret_access_key = ...") within a line or two.
+                end = at + len(word)
+                m = _AWS_SECRET.search(text, end, end + 80)
+                if m and _looks_random(m.group(), 4.0):
+                    yield Finding(self.name, "aws_secret_key", m.start(), m.end(), 0.9)
+                at = lowered.find(word, end)
 
     def _assignments(self, text: str, lowered: str, known: list[Finding]) -> Iterator[Finding]:
         seen: set[int] = set()

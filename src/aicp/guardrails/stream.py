@@ -178,7 +178,8 @@ def _responses(data: dict[str, Any], pipe: TextPipe) -> tuple[bool, bytes]:
         tail = pipe.flush()
         extra = b""
         if tail:
-            delta = {k: data[k] for k in ("item_id", "output_index", "content_index") if k in data}
+            keys: tuple[str, ...] = ("item_id", "output_index", "content_index")
+            delta: dict[str, Any] = {k: data[k] for k in keys if k in data}
             extra = _sse(
                 "response.output_text.delta",
                 {"type": "response.output_text.delta", **delta, "delta": tail},

@@ -77,8 +77,8 @@ def _coarse(ms: float | None) -> int:
     digits = len(str(value))
     if digits <= 2:
         return value
-    step = 10 ** (digits - 2)
-    return round(value / step) * step
+    step: int = 10 ** (digits - 2)
+    return int(round(value / step)) * step
 
 
 def declared_tools(body: dict[str, Any]) -> list[str]:

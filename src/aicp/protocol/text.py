@@ -69,7 +69,7 @@ def reply_slots(protocol: str, data: Any) -> list[Slot]:
     if protocol == "anthropic":
         return [Slot(b, "text") for b in _dicts(data.get("content")) if _is_text(b, "text")]
     if protocol == "openai-responses":
-        slots = []
+        slots: list[Slot] = []
         for item in _dicts(data.get("output")):
             slots.extend(_parts(item, "content"))
         return slots

@@ -30,6 +30,10 @@ _SECTIONS = {
 }
 
 
+#: Stages whose trace entries hold only str, int (safe), bool, None, lists and dicts.
+_PLAIN = frozenset({"policy", "route"})
+
+
 def body_hash(data: bytes | None) -> str | None:
     return None if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -93,13 +97,17 @@ def build(
     sections: dict[str, list[Any]] = {name: [] for name in set(_SECTIONS.values())}
     decisions = []
     # Only what stages recorded can hold floats or other types: the rest is built
-    # from str, int, bool and None below, so `plain` runs on these alone.
+    # from str, int, bool and None below, so `plain` runs on these alone (and not on
+    # the stages that record plain data already). A decision that has a section goes
+    # there only; `decisions` keeps the others, in order.
     for stage, decision in ex.trace:
-        decision = plain(decision)
+        if stage not in _PLAIN:
+            decision = plain(decision)
         section = _SECTIONS.get(stage)
         if section is not None:
             sections[section].append(decision)
-        decisions.append([stage, decision])
+        else:
+            decisions.append([stage, decision])
     t0 = ex.started
     err = ex.error
     receipt: dict[str, Any] = {
