@@ -52,18 +52,20 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 MODES = ("live", "simulate", "offline")
 
 
-def requested_mode(headers: dict[str, str]) -> str | None:
+def requested_modes(headers: dict[str, str]) -> frozenset[str]:
+    """`x-aicp-mode`: one mode, or `simulate, offline` for a simulation of offline mode."""
     value = headers.get("x-aicp-mode")
     if value is None:
-        return None
-    mode = value.strip().lower()
-    if mode not in MODES:
+        return frozenset()
+    modes = frozenset(part.strip().lower() for part in value.split(","))
+    if not modes <= set(MODES) or ("live" in modes and len(modes) > 1):
         raise InvalidRequest(
-            f"x-aicp-mode must be one of {', '.join(MODES)}, not {value[:40]!r}",
+            f"x-aicp-mode must be one of {', '.join(MODES)} (or 'simulate, offline'), "
+            f"not {value[:40]!r}",
             param="x-aicp-mode",
             code="invalid_mode",
         )
-    return mode
+    return modes
 
 
 class Endpoint:
@@ -99,11 +101,11 @@ class Endpoint:
             self.validate(body)
             ex.body = body
             ex.stream = body.get("stream") is True and self.operation == "chat"
-            mode = "simulate" if self.simulate_only else requested_mode(headers)
-            if mode == "offline" or state.settings.mode == "offline":
+            modes = requested_modes(headers)
+            if "offline" in modes or state.settings.mode == "offline":
                 ex.offline = True
                 ex.mode = "offline"
-            if mode == "simulate":
+            if self.simulate_only or "simulate" in modes:
                 await self._simulate(ex, send)
                 return
             await state.path.run(ex)

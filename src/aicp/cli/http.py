@@ -34,5 +34,3 @@ def _fail(exc: urllib.error.URLError) -> typer.Exit:
     else:
         typer.echo(f"error: cannot reach the gateway: {exc.reason}", err=True)
     return typer.Exit(1)
-
-

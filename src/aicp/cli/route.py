@@ -44,7 +44,7 @@ def simulate(
     sent to any provider."""
     req = _request(url.rstrip("/") + "/v1/route/simulate", key, _body(prompt, model, max_tokens))
     if offline:
-        req.add_header("x-aicp-mode", "offline")
+        req.add_header("x-aicp-mode", "simulate, offline")
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             record = json.loads(resp.read())

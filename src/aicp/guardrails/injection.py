@@ -29,8 +29,15 @@ from aicp.guardrails.base import Finding, words
 class _Cue:
     category: str
     weight: float
-    anchors: frozenset[bytes]
+    anchors: frozenset[bytes]  # a match contains one of these words
+    words: tuple[str, ...]  # the same, as text
     pattern: re.Pattern[str]
+    reach: int  # how far a match extends on either side of its anchor word
+
+
+# A cue's regex runs only in windows around its anchor words, not over the whole text:
+# an ordinary prompt holds a few anchors ("rules", "above"), and a window costs little.
+_REACH = 160
 
 
 _O, _R, _X, _E = (
@@ -61,6 +68,11 @@ _PIECES = {
     r"inappropriate|unsafe)",
 }
 _VERBS = "ignore,disregard,forget,override,bypass,neglect,discard,abandon,overlook,skip"
+_LIMIT_WORDS = (
+    "restriction,restrictions,limitations,limitation,limits,filter,filters,filtering,guidelines,"
+    "rules,constraints,censorship,boundaries,policy,policies,ethics,morals,morality,guardrails,"
+    "safeguards,principles,confines,programming,regulations"
+)
 
 # One cue a line, "weight;anchor,words;pattern" (patterns match lower-cased text).
 _CUE_LINES = {
@@ -85,8 +97,8 @@ _CUE_LINES = {
         r"0.7;mode;\b(?:dan|god|evil|unrestricted|jailbreak|jailbroken|opposite|unfiltered|uncensored|chaos|devil|freedom|amoral)\s+mode\b",
         r"0.35;mode;\b(?:developer|dev|debug(?:ging)?|maintenance|admin|sudo)\s+mode\b",
         r"0.35;mode;\b(?:enter|activate|enable|simulate|switch\s+(?:to|into)|turn\s+on)\s+(?:\w+\s+){0,3}mode\b",
-        r"0.65;no,without,free,not,unbound,beyond,outside,exempt,lacks,devoid,zero,have,has,released;\b{FREE}\s+{DET}(?:(?:any|typical|usual|normal|such)\s+)*(?:(?:ethical|moral|legal|content|safety|openai'?s?|ai|censorship|artificial)\s+(?:or\s+\w+\s+)?)+{LIMITS}\b",
-        r"0.45;no,without,free,not,unbound,beyond,outside,exempt,lacks,devoid,zero,have,has,released;\b{FREE}\s+{DET}(?:(?:any|typical|usual|normal|such)\s+)*{LIMITS}\b",
+        r"0.65;{LIMIT_WORDS};\b{FREE}\s+{DET}(?:(?:any|typical|usual|normal|such)\s+)*(?:(?:ethical|moral|legal|content|safety|openai'?s?|ai|censorship|artificial)\s+(?:or\s+\w+\s+)?)+{LIMITS}\b",
+        r"0.45;{LIMIT_WORDS};\b{FREE}\s+{DET}(?:(?:any|typical|usual|normal|such)\s+)*{LIMITS}\b",
         r"0.65;follow,abide,adhere,care,obey,respect,bound;\b(?:doesn'?t|does\s+not|don'?t|do\s+not|won'?t|will\s+not|never|not)\s+(?:have\s+to\s+|need\s+to\s+)?(?:follow|abide\s+by|adhere\s+to|care\s+about|obey|respect|bound\s+by)\s+{DET}(?:(?:ethical|moral|content|openai'?s?)\s+)?(?:rules|guidelines|polic(?:y|ies)|ethics|morals|laws|restrictions|principles|filters)",
         r"0.6;ignore,ignores,ignoring,disregard,disregards,bypass,bypasses,circumvent;\b(?:ignor|disregard|bypass|circumvent)\w*\s+(?:all\s+|any\s+)?(?:ethical|moral|legal|safety)\s+(?:or\s+\w+\s+)?(?:concerns|considerations|guidelines|restrictions|rules|boundaries|implications)",
         r"0.4;moral,ethical;\b(?:no|not\s+have\s+any|without|free\s+of)\s+(?:moral|ethical)\s+(?:implications|concerns|considerations|qualms|obligations|bounds)",
@@ -101,8 +113,9 @@ _CUE_LINES = {
         r"0.45;unfiltered,unfiltred,uncensored,amoral,unhinged;\b(?:unfiltered|unfiltred|uncensored|amoral|unhinged)\b",
         r"0.25;unrestricted,unethical,immoral,limitless,lawless;\b(?:unrestricted|unethical|immoral|limitless|lawless)\b",
         r"0.45;openai,anthropic,chatgpt,content;\b(?:openai|anthropic|chatgpt)(?:'?s)?\s+(?:content\s+|usage\s+|safety\s+)?(?:polic(?:y|ies)|guidelines|rules|filters|restrictions|programming)\b|\bcontent\s+polic(?:y|ies)\b",
-        r"0.5;classic,normal,standard,censored,jailbreak,filtered,locked;\[?(?:🔒|🔓)|\b(?:classic|normal|standard|censored|filtered)\s+(?:and\s+(?:an?\s+)?\w+\s+)?(?:response|output|answer|reply)s?\b.{0,200}\b(?:jailbreak|jailbroken|dan|unfiltered|uncensored|developer\s+mode)\b",
-        r"0.3;two,both;\b(?:two|2)\s+(?:different\s+|separate\s+|distinct\s+)?(?:responses|answers|paragraphs|outputs|styles|personalities|entities)\b",
+        r"0.5@320;jailbreak,jailbroken,dan,unfiltered,uncensored,developer;\b(?:classic|normal|standard|censored|filtered)\s+(?:and\s+(?:an?\s+)?\w+\s+)?(?:response|output|answer|reply)s?\b.{0,200}\b(?:jailbreak|jailbroken|dan|unfiltered|uncensored|developer\s+mode)\b",
+        r"0.5;jailbreak,classic;(?:\U0001f512|\U0001f513)\s*(?:classic|jailbreak|developer)",
+        r"0.3;responses,answers,paragraphs,outputs,styles,personalities,entities;\b(?:two|2)\s+(?:different\s+|separate\s+|distinct\s+)?(?:responses|answers|paragraphs|outputs|styles|personalities|entities)\b",
         r"0.5;character;\b(?:stay|remain|keep|staying)\s+in\s+character\b|\bbreak(?:ing)?\s+(?:out\s+of\s+)?character\b",
         r"0.2;hypothetical,hypothetically,fictional,imaginary;\bhypothetical(?:ly)?\b|\b(?:fictional|imaginary)\s+(?:world|universe|setting|scenario|ai|character)",
         r"0.15;chatgpt,gpt,bard;\bchat\s?gpt\b|\bgpt-?[345]\b|\bbard\b",
@@ -118,9 +131,9 @@ _CUE_LINES = {
     ),
     _X: (
         r"0.85;system,initial,original,hidden,secret,previous,starting,internal,entire,developer,prompt,preprompt;\b(?:repeat|print|show|display|reveal|output|tell|give|write|list|dump|leak|share|disclose|expose|recite|paste|return|spell[-\s]?check|translate|encode|summari[sz]e|copy|read|what)\b(?:\s+\w+){0,3}?\s+(?:system\s+(?:prompt|message|instructions?|configuration|config|settings)|(?:initial|original|hidden|secret|previous|starting|internal|full|entire|developer)\s+(?:prompt|instructions?|configuration|directives?)|pre-?prompt)s?\b",
-        r"0.75;what,instructions,rules,guidelines,directives,prompt,told,instructed,given,programmed;\bwhat\s+(?:are|were|is|was)\s+(?:your|those)\s+(?:\w+\s+)?(?:instructions|rules|guidelines|directives|prompt)\b|\b(?:what|everything)\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|were\s+you)\s+(?:told|instructed|given|programmed)",
+        r"0.75;instructions,rules,guidelines,directives,prompt,told,instructed,programmed;\bwhat\s+(?:are|were|is|was)\s+(?:your|those)\s+(?:\w+\s+)?(?:instructions|rules|guidelines|directives|prompt)\b|\b(?:what|everything)\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|were\s+you)\s+(?:told|instructed|given|programmed)",
         r"0.7;given,told,provided,shown;\b(?:text|instructions|prompt|rules|message|words)s?\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|that\s+you\s+were)\s+(?:given|told|provided|shown)",
-        r"0.65;above,before,far,prior,preceding,verbatim,word;\b(?:repeat|print|output|show|copy|reproduce|return|translate|summari[sz]e|spell[-\s]?check)\b(?:\s+\w+){0,4}?\s+(?:text|words|everything|content|instructions|conversation|messages?)\s+(?:above|before|so\s+far|prior|preceding|verbatim|word\s+for\s+word)",
+        r"0.65;above,verbatim,preceding,far;\b(?:repeat|print|output|show|copy|reproduce|return|translate|summari[sz]e|spell[-\s]?check)\b(?:\s+\w+){0,4}?\s+(?:text|words|everything|content|instructions|conversation|messages?)\s+(?:above|before|so\s+far|prior|preceding|verbatim|word\s+for\s+word)",
         r"0.7;begin,beginning,start,starting;\b(?:begin|start)(?:ning)?\s+(?:your\s+(?:answer|response|reply)\s+)?with\s+[\"'\u201c]?(?:you\s+are|my\s+instructions|i\s+was\s+instructed|the\s+system\s+prompt)",
         r"0.6;continue,complete;\b(?:continue|complete)\b.{0,40}(?:system\s+prompt|my\s+instructions|i\s+was\s+instructed|initial\s+prompt)",
         r"0.5;instructions,instructed,told,programmed;\b(?:my|your)\s+instructions\s+(?:are|were)\b|\b(?:i\s+was|you\s+were)\s+(?:instructed|told|programmed)\s+to\b",
@@ -139,11 +152,21 @@ def _compile_cues() -> tuple[_Cue, ...]:
     cues = []
     for category, lines in _CUE_LINES.items():
         for line in lines:
-            weight, anchors, pattern = line.replace("{VERBS}", _VERBS).split(";", 2)
+            line = line.replace("{VERBS}", _VERBS).replace("{LIMIT_WORDS}", _LIMIT_WORDS)
+            weight, anchors, pattern = line.split(";", 2)
+            weight, _, reach = weight.partition("@")
             for name, piece in _PIECES.items():
                 pattern = pattern.replace("{" + name + "}", piece)
-            words = frozenset(anchors.encode().split(b","))
-            cues.append(_Cue(category, float(weight), words, re.compile(pattern)))
+            words = tuple(anchors.split(","))
+            cue = _Cue(
+                category,
+                float(weight),
+                frozenset(w.encode() for w in words),
+                words,
+                re.compile(pattern),
+                int(reach or _REACH),
+            )
+            cues.append(cue)
     return tuple(cues)
 
 
@@ -259,9 +282,30 @@ def _score(hits: list[_Hit]) -> float:
 def _match_cues(norm: str, present: frozenset[bytes]) -> Iterator[_Hit]:
     for index, cue in enumerate(_CUES):
         if cue.anchors & present:
-            m = cue.pattern.search(norm)
+            m = _search_near(cue, norm, present)
             if m:
                 yield _Hit(cue.category, cue.weight, m.start(), m.end(), index)
+
+
+def _search_near(cue: _Cue, norm: str, present: frozenset[bytes]) -> re.Match[str] | None:
+    """The cue's match in a window around one of its anchor words, if there is one."""
+    n = len(norm)
+    for word in cue.words:
+        if word.encode() not in present:
+            continue
+        covered = -1
+        at = norm.find(word)
+        while at != -1:
+            if at + len(word) > covered:
+                lo, hi = max(0, at - cue.reach), min(n, at + len(word) + cue.reach)
+                space = norm.find(" ", hi)  # end the window at a space, so \b means the same
+                hi = n if space == -1 else space
+                m = cue.pattern.search(norm, lo, hi)
+                if m:
+                    return m
+                covered = hi - cue.reach
+            at = norm.find(word, at + len(word))
+    return None
 
 
 def _normalise(text: str) -> tuple[str, list[int] | None, bool]:
