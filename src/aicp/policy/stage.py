@@ -78,7 +78,8 @@ def _coarse(ms: float | None) -> int:
     if digits <= 2:
         return value
     step: int = 10 ** (digits - 2)
-    return int(round(value / step)) * step
+    rounded: int = round(value / step)
+    return rounded * step
 
 
 def declared_tools(body: dict[str, Any]) -> list[str]:
