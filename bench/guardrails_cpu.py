@@ -111,9 +111,8 @@ def main() -> None:
         print(f"{detector.name:<12}" + "".join(f"{us:>11.1f} us" for us in row))
     total = [best_us(lambda t=t: [d.scan(t) for d in detectors], len(t)) for t in prompts.values()]
     print(f"{'all':<12}" + "".join(f"{us:>11.1f} us" for us in total))
-    print(
-        f"\nfindings in the findings prompt: {sum(len(d.scan(prompts['findings'])) for d in detectors)}"
-    )
+    found = sum(len(d.scan(prompts["findings"])) for d in detectors)
+    print(f"\nfindings in the findings prompt: {found}")
 
 
 if __name__ == "__main__":

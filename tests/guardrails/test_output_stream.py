@@ -28,7 +28,7 @@ async def _items(chunks: list[bytes | dict[str, Any]]) -> AsyncIterator[bytes | 
 
 
 async def _run(chunks: list[Any], protocol: str, pipe: TextPipe) -> list[Any]:
-    return [item async for item in rewrite_stream(_items(chunks), protocol, pipe)]
+    return [item async for item in rewrite_stream(_items(chunks), protocol, lambda: pipe)]
 
 
 def _split_randomly(data: bytes, rng: random.Random) -> list[bytes]:
@@ -135,3 +135,24 @@ async def test_canonical_chunks_and_responses_done_events() -> None:
     deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
     assert deltas == f"hi {EMAIL}"
     assert events[-1]["text"] == f"hi {EMAIL}"
+
+
+async def test_choices_of_one_stream_are_guarded_apart() -> None:
+    held = Placeholders()
+    placeholder = held.placeholder("email", EMAIL)
+
+    def make() -> TextPipe:
+        return TextPipe(StreamRedactor([SecretsDetector()], Placeholders()), StreamRestorer(held))
+
+    chunks: list[Any] = []
+    for piece in ("to ", placeholder[:5], placeholder[5:], " now"):
+        for index in (0, 1):
+            chunks.append({"choices": [{"index": index, "delta": {"content": piece}}]})
+    for index in (0, 1):
+        chunks.append({"choices": [{"index": index, "delta": {}, "finish_reason": "stop"}]})
+    out = [item async for item in rewrite_stream(_items(chunks), "canonical", make)]
+    texts = {0: "", 1: ""}
+    for chunk in out:
+        for choice in chunk["choices"]:
+            texts[choice["index"]] += choice["delta"].get("content") or ""
+    assert texts == {0: f"to {EMAIL} now", 1: f"to {EMAIL} now"}

@@ -6,7 +6,8 @@ secret, and findings travel into traces, events and receipts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -64,3 +65,31 @@ def select_kinds(
     if unknown:
         raise ValueError(f"{detector}: unknown kinds {unknown}; known: {sorted(supported)}")
     return chosen
+
+
+def search_near(
+    pattern: re.Pattern[str], text: str, needles: Iterable[str], reach: int
+) -> Iterator[re.Match[str]]:
+    """Matches of `pattern` within `reach` characters of any needle, each span once.
+
+    A regex scanned over a whole prompt costs tens of microseconds even when nothing
+    matches; a plain find for a rare word costs one, so patterns that must contain one
+    of a few words run only in windows around them. A window ends at a space, so a
+    word boundary at its end means what it would in the whole text.
+    """
+    n = len(text)
+    seen: set[tuple[int, int]] = set()
+    for needle in needles:
+        covered = -1
+        at = text.find(needle)
+        while at != -1:
+            if at + len(needle) > covered:
+                lo, hi = max(0, at - reach), min(n, at + len(needle) + reach)
+                space = text.find(" ", hi)
+                hi = n if space == -1 else space
+                for m in pattern.finditer(text, lo, hi):
+                    if m.span() not in seen:
+                        seen.add(m.span())
+                        yield m
+                covered = hi - reach
+            at = text.find(needle, at + len(needle))

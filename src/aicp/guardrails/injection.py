@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from aicp.guardrails.base import Finding, words
+from aicp.guardrails.base import Finding, search_near, words
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class _Cue:
 
 # A cue's regex runs only in windows around its anchor words, not over the whole text:
 # an ordinary prompt holds a few anchors ("rules", "above"), and a window costs little.
-_REACH = 160
+_REACH = 120
 
 
 _O, _R, _X, _E = (
@@ -130,7 +130,7 @@ _CUE_LINES = {
         r"0.4;understood,jailbroken,enabled;\b(?:say|respond|reply|answer|confirm)\s+(?:with\s+|by\s+(?:saying|stating)\s+)?[\"'\u201c]?(?:understood|jailbroken|\w+\s+mode\s+enabled|chatgpt\s+successfully)",
     ),
     _X: (
-        r"0.85;system,initial,original,hidden,secret,previous,starting,internal,entire,developer,prompt,preprompt;\b(?:repeat|print|show|display|reveal|output|tell|give|write|list|dump|leak|share|disclose|expose|recite|paste|return|spell[-\s]?check|translate|encode|summari[sz]e|copy|read|what)\b(?:\s+\w+){0,3}?\s+(?:system\s+(?:prompt|message|instructions?|configuration|config|settings)|(?:initial|original|hidden|secret|previous|starting|internal|full|entire|developer)\s+(?:prompt|instructions?|configuration|directives?)|pre-?prompt)s?\b",
+        r"0.85;system,initial,original,hidden,secret,previous,starting,internal,entire,developer,prompt,preprompt;\b(?:repeat|print|show|display|reveal|output|tell|give|write|list|dump|leak|share|disclose|expose|recite|paste|return|spell[-\s]?check|translate|encode|summari[sz]e|copy|read|what)\b(?:\s+(?:me|us|back|out|all|everything|it|of|in|full|again|is|was|are|were|verbatim))*\s+(?:(?:your|the|its|this|that|those|these|my|all)\s+)?(?:(?:full|entire|whole|complete|exact|current|actual|real|own)\s+)*(?:system\s+(?:prompt|message|instructions?|configuration|config|settings)|(?:initial|original|hidden|secret|previous|starting|internal|full|entire|developer)\s+(?:prompt|instructions?|configuration|directives?)|pre-?prompt)s?\b",
         r"0.75;instructions,rules,guidelines,directives,prompt,told,instructed,programmed;\bwhat\s+(?:are|were|is|was)\s+(?:your|those)\s+(?:\w+\s+)?(?:instructions|rules|guidelines|directives|prompt)\b|\b(?:what|everything)\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|were\s+you)\s+(?:told|instructed|given|programmed)",
         r"0.7;given,told,provided,shown;\b(?:text|instructions|prompt|rules|message|words)s?\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|that\s+you\s+were)\s+(?:given|told|provided|shown)",
         r"0.65;above,verbatim,preceding,far;\b(?:repeat|print|output|show|copy|reproduce|return|translate|summari[sz]e|spell[-\s]?check)\b(?:\s+\w+){0,4}?\s+(?:text|words|everything|content|instructions|conversation|messages?)\s+(?:above|before|so\s+far|prior|preceding|verbatim|word\s+for\s+word)",
@@ -194,6 +194,7 @@ _SUSPECT = re.compile(
 _TAGS = re.compile("[\U000e0000-\U000e007f]+")
 _FLAG = "\U0001f3f4"  # a black flag followed by tag letters is a subdivision flag emoji
 _B64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{20,}={0,2}")
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 def _split(words: str) -> list[str]:
@@ -263,7 +264,7 @@ class InjectionDetector:
         present = words(norm)
         hits = list(_match_cues(norm, present))
         hits += _obfuscation_hits(text, offsets, obfuscated, bool(hits))
-        hits += _decoded_hits(text, norm, present)
+        hits += _decoded_hits(text, norm, present, offsets is None)
         return hits, offsets
 
 
@@ -282,30 +283,10 @@ def _score(hits: list[_Hit]) -> float:
 def _match_cues(norm: str, present: frozenset[bytes]) -> Iterator[_Hit]:
     for index, cue in enumerate(_CUES):
         if cue.anchors & present:
-            m = _search_near(cue, norm, present)
+            needles = [w for w in cue.words if w.encode() in present]
+            m = next(search_near(cue.pattern, norm, needles, cue.reach), None)
             if m:
                 yield _Hit(cue.category, cue.weight, m.start(), m.end(), index)
-
-
-def _search_near(cue: _Cue, norm: str, present: frozenset[bytes]) -> re.Match[str] | None:
-    """The cue's match in a window around one of its anchor words, if there is one."""
-    n = len(norm)
-    for word in cue.words:
-        if word.encode() not in present:
-            continue
-        covered = -1
-        at = norm.find(word)
-        while at != -1:
-            if at + len(word) > covered:
-                lo, hi = max(0, at - cue.reach), min(n, at + len(word) + cue.reach)
-                space = norm.find(" ", hi)  # end the window at a space, so \b means the same
-                hi = n if space == -1 else space
-                m = cue.pattern.search(norm, lo, hi)
-                if m:
-                    return m
-                covered = hi - cue.reach
-            at = norm.find(word, at + len(word))
-    return None
 
 
 def _normalise(text: str) -> tuple[str, list[int] | None, bool]:
@@ -368,7 +349,7 @@ def _morse(text: str) -> str:
     return " ".join(out)
 
 
-def _decoded_hits(text: str, norm: str, present: frozenset[bytes]) -> Iterator[_Hit]:
+def _decoded_hits(text: str, norm: str, present: frozenset[bytes], aligned: bool) -> Iterator[_Hit]:
     """Attacks hidden in rot13, Morse code or base64 blobs, decoded and scored."""
     told = b"rot13" in present or b"rot" in present
     whole = [codecs.decode(norm, "rot13")] if told or len(present & _ROT13_WORDS) >= 2 else []
@@ -379,20 +360,45 @@ def _decoded_hits(text: str, norm: str, present: frozenset[bytes]) -> Iterator[_
         score = _decoded_score(decoded)
         if score >= 0.5:
             yield _Hit(_E, max(0.9, score), 0, len(text), -1, original=True)
-    if not any(len(w) >= 16 for w in present):
-        return  # no run long enough to be a base64 blob
-    for m in _B64.finditer(text):
-        blob = m.group()
+    for start, end in _blobs(text, norm, present, aligned):
+        blob = text[start:end]
         try:
-            raw = base64.b64decode(blob + "=" * (-len(blob) % 4))
-            plain = raw.decode("utf-8")
+            plain = base64.b64decode(blob + "=" * (-len(blob) % 4)).decode("utf-8")
         except (binascii.Error, ValueError):
             continue
         if sum(c.isprintable() or c.isspace() for c in plain) < 0.95 * len(plain):
             continue
         score = _decoded_score(plain.lower())
         if score >= 0.5:
-            yield _Hit(_E, max(0.9, score), m.start(), m.end(), -1, original=True)
+            yield _Hit(_E, max(0.9, score), start, end, -1, original=True)
+
+
+def _blobs(
+    text: str, norm: str, present: frozenset[bytes], aligned: bool
+) -> Iterator[tuple[int, int]]:
+    """Spans of base64-looking runs of at least 20 characters.
+
+    A blob holds a word of 16 or more letters and digits (between its "+" and "/"),
+    so only texts with such a word are looked at, and then only around it.
+    """
+    long_words = [w.decode() for w in present if len(w) >= 16]
+    if not long_words:
+        return
+    if not aligned:  # the normalised text is not the scanned one: look everywhere
+        yield from (m.span() for m in _B64.finditer(text))
+        return
+    seen: set[int] = set()
+    for word in long_words:
+        at = norm.find(word)
+        while at != -1:
+            start = at
+            while start and text[start - 1] in _B64_CHARS:
+                start -= 1
+            run = _B64.match(text, start)
+            if run and start not in seen:
+                seen.add(start)
+                yield run.span()
+            at = norm.find(word, at + len(word))
 
 
 def _original_span(hit: _Hit, offsets: list[int] | None) -> tuple[int, int]:

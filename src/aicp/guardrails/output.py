@@ -18,7 +18,7 @@ from aicp.guardrails.pii import PiiDetector
 from aicp.guardrails.redact import Placeholders, StreamRedactor, StreamRestorer, redact, restore
 from aicp.guardrails.secrets import SecretsDetector
 from aicp.guardrails.stages import Hit, announce
-from aicp.guardrails.stream import TextPipe, rewrite_stream
+from aicp.guardrails.stream import EagerRedactor, TextPipe, rewrite_stream
 from aicp.observability.events import EventBus
 from aicp.plane.exchange import Exchange
 from aicp.protocol.jsonutil import Json
@@ -86,26 +86,24 @@ class GuardOutput:
                 )
 
     def _wrap(self, ex: Exchange) -> None:
-        redactor = (
-            StreamRedactor([d for d, a in self.checks], Placeholders()) if self.checks else None
-        )
-        restorer = (
-            StreamRestorer(ex.placeholders)
-            if self.restore and ex.placeholders is not None
-            else None
-        )
-        pipe = TextPipe(redactor, restorer)
+        detectors = [d for d, _ in self.checks]
+        # Secrets are words: release at every word. PII may span words (a phone number
+        # with spaces): hold back a window of text.
+        kind = EagerRedactor if all(d.name == "secrets" for d in detectors) else StreamRedactor
+        own = Placeholders()  # the output's own redactions, shared by every choice
+        held = ex.placeholders if self.restore else None
+
+        def make() -> TextPipe:
+            redactor = kind(detectors, own, window=128) if detectors else None
+            return TextPipe(redactor, StreamRestorer(held) if held is not None else None)
+
         upstream = ex.upstream
         assert upstream is not None and ex.chunks is not None
         protocol = ex.protocol if upstream.passthrough else "canonical"
         first = ex.first
-        ex.chunks, ex.first = rewrite_stream(_prepend(first, ex.chunks), protocol, pipe), None
-        ex.trace.append(
-            (
-                "guard_output",
-                {"stream": True, "redact": redactor is not None, "restore": restorer is not None},
-            )
-        )
+        ex.chunks, ex.first = rewrite_stream(_prepend(first, ex.chunks), protocol, make), None
+        record = {"stream": True, "redact": bool(detectors), "restore": held is not None}
+        ex.trace.append(("guard_output", record))
 
 
 async def _prepend(

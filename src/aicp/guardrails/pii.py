@@ -18,10 +18,14 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
-from aicp.guardrails.base import Finding, select_kinds, words
+from aicp.guardrails.base import Finding, search_near, select_kinds, words
 
-# Digit-dense runs: at least seven characters of digits and phone/card/IP separators.
-_RUN = re.compile(r"\d[\d .()/-]{5,}\d")
+# Digit-dense runs: at least seven characters of digits and phone/card/IP separators,
+# found in a copy of the text where every digit is "0": a pattern that starts with a
+# literal is searched for much faster than one that starts with a class like \d.
+_DIGIT_MASK = bytes(0x30 if 0x30 <= b <= 0x39 else b for b in range(256))
+_RUN = re.compile(rb"0[0 .()/-]{5,}0")
+_CARD_SEPARATOR = re.compile(r"[ -]")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])")
 _SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
 _IPV4 = re.compile(
@@ -81,9 +85,17 @@ _SUFFIXES = _listed(
     "Turnpike Underpass Unions? Valleys? Via Viaduct Views? Villages? Ville Vista Walks? "
     "Wall Ways? Wells?"
 )
-_SUFFIX_WORDS = frozenset(s.rstrip("?").lower().encode() for s in _SUFFIXES) | frozenset(
-    s.rstrip("?").lower().encode() + b"s" for s in _SUFFIXES if s.endswith("?")
-)
+
+
+def _cased(suffixes: tuple[str, ...]) -> dict[bytes, tuple[str, ...]]:
+    """Lower-cased word -> the capitalised form a street name uses, for the word gate."""
+    forms = [s[:-2] + ending for s in suffixes if s.endswith("?") for ending in ("", s[-2])]
+    forms += [s for s in suffixes if not s.endswith("?")]
+    return {form.lower().encode(): (form,) for form in forms}
+
+
+_SUFFIX_CASED = _cased(_SUFFIXES)
+_SUFFIX_WORDS = frozenset(_SUFFIX_CASED)
 _STREET = re.compile(
     r"\b\d{1,6}[A-Z]?(?:\s+[NSEW]\.?)?(?:\s+[A-Z][A-Za-z'-]+){1,4}\s+(?:"
     + "|".join(_SUFFIXES)
@@ -93,11 +105,13 @@ _CITY_LINE = re.compile(
     r"(?:\b[A-Z][A-Za-z'.-]+(?:\s[A-Z][A-Za-z'.-]+){0,3},\s+|\b[ADF]PO\s+)[A-Z]{2}\s+\d{5}"
     r"(?:-\d{4})?\b"
 )
-_CITY_HINT = re.compile(r",\s+[A-Z]{2}\s+\d{5}\b|PO\s+[A-Z]{2}\s+\d{5}\b")
+# Two patterns, not one alternation, so that each starts with a literal.
+_CITY_HINTS = (re.compile(r",\s+[A-Z]{2}\s+\d{5}\b"), re.compile(r"PO\s+[A-Z]{2}\s+\d{5}\b"))
 _MILITARY_LINE = re.compile(
-    r"\b(?:(?:PSC|Unit)\s+\d{1,5},?\s+Box\s+\d{1,5}|(?:USNS|USNV|USS|USCGC)\s+[A-Z][a-z]+)\b"
+    r"\b(?:(?:PSC|Unit)\s+\d{1,5},?\s+Box\s+\d{1,5}|(?:USNS|USNV|USS)\s+[A-Z][a-z]+)\b"
 )
-_ADDRESS_WORDS = _SUFFIX_WORDS | {b"psc", b"unit", b"usns", b"usnv", b"uss", b"uscgc"}
+_MILITARY = {b"psc": "PSC", b"unit": "Unit", b"usns": "USNS", b"usnv": "USNV", b"uss": "USS"}
+_MILITARY_WORDS = frozenset(_MILITARY)
 
 _NAME = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
 _PERSON = re.compile(
@@ -106,10 +120,16 @@ _PERSON = re.compile(
     r"|\b(?:[Rr]egards|[Ss]incerely|[Cc]heers|[Tt]hanks|[Bb]est),?\n\s*)"
     r"(" + _NAME + r"(?:\s+(?:[A-Z]\.\s+)?" + _NAME + r"){0,2})"
 )
-_PERSON_WORDS = frozenset(
-    b"mr mrs ms mx miss dr prof sir dame madam name dear attn signed regards sincerely "
-    b"cheers thanks best".split()
-)
+# lower-cased cue word -> how it is written before a name.
+_PERSON_CUES: dict[bytes, tuple[str, ...]] = {
+    b"mr": ("Mr",), b"mrs": ("Mrs",), b"ms": ("Ms",), b"mx": ("Mx",), b"miss": ("Miss",),
+    b"dr": ("Dr",), b"prof": ("Prof",), b"sir": ("Sir",), b"dame": ("Dame",),
+    b"madam": ("Madam",), b"name": ("name is", "Name:", "name:"), b"dear": ("Dear", "dear"),
+    b"attn": ("Attn", "attn"), b"signed": ("Signed", "signed"),
+    b"regards": ("egards,",), b"sincerely": ("incerely,",), b"cheers": ("heers,",),
+    b"thanks": ("hanks,",), b"best": ("est,",),
+}  # fmt: skip
+_PERSON_WORDS = frozenset(_PERSON_CUES)
 _NOT_NAMES = frozenset(
     _listed(
         "All Everyone Team Sir Madam Customer Customers User Users Friends Colleagues Folks "
@@ -174,6 +194,14 @@ def ssn_ok(area: str, group: str, serial: str) -> bool:
     return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
 
 
+def _inside_token(text: str, start: int) -> bool:
+    """Whether digits at `start` continue a hash, UUID or version ("a456", "1.2.3-4")."""
+    before = text[start - 1] if start else " "
+    if "a" <= before <= "z":
+        return True
+    return before in "-." and start > 1 and text[start - 2].isalnum()
+
+
 def _context(text: str, start: int, cues: re.Pattern[str], reach: int = 40, end: int = 0) -> bool:
     """Whether a cue word is within `reach` characters before (or 24 after `end`)."""
     if cues.search(text, max(0, start - reach), start):
@@ -209,10 +237,10 @@ class PiiDetector:
             found += self._ipv6(text)
         if kinds & {"postal_address", "person_name"}:
             present = words(text.lower())
-            if "postal_address" in kinds and (present & _ADDRESS_WORDS or _CITY_HINT.search(text)):
-                found += _addresses(text)
-            if "person_name" in kinds and present & _PERSON_WORDS:
-                found += _names(text)
+            if "postal_address" in kinds:
+                found += _addresses(text, present)
+            if "person_name" in kinds:
+                found += _names(text, present)
         return _dedupe(found)
 
     def _emails(self, text: str) -> Iterator[Finding]:
@@ -230,17 +258,21 @@ class PiiDetector:
         n = len(text)
         strong: list[Finding] = []
         phones: list[Finding] = []
-        for run in _RUN.finditer(text):
+        # "replace" keeps one byte per character, so positions stay those of the text.
+        mask = text.encode("ascii", "replace").translate(_DIGIT_MASK)
+        for run in _RUN.finditer(mask):
             s, e = run.start(), run.end()
+            if _inside_token(text, s) or _DATE.fullmatch(text, s, e):
+                continue
             lo, hi = max(0, s - 2), min(n, e + 12)
-            digits = sum(ch.isdigit() for ch in run.group())
+            digits = run.group().count(b"0")
             if "credit_card" in kinds and digits >= 12:
                 strong += self._cards(text, lo, hi)
             if "iban" in kinds and digits >= 6:
                 strong += self._ibans(text, max(0, s - 12), min(n, e + 40))
             if "us_ssn" in kinds and digits >= 9:
                 strong += self._ssns(text, lo, hi)
-            if "ip_address" in kinds and digits >= 4 and "." in run.group():
+            if "ip_address" in kinds and digits >= 4 and b"." in run.group():
                 strong += self._ipv4(text, lo, hi)
             if "phone" in kinds and digits >= 7:
                 phones += self._phones(text, lo, hi)
@@ -252,12 +284,14 @@ class PiiDetector:
         for m in _CARD.finditer(text, lo, hi):
             raw = m.group()
             digits = raw.replace(" ", "").replace("-", "")
-            told = _context(text, m.start(), _CARD_CONTEXT)
-            if not luhn_ok(digits) or not (card_brand_ok(digits) or told):
-                continue  # an unknown issuer prefix passes only where a card is mentioned
-            groups = re.split(r"[ -]", raw)
-            if len(groups) > 1 and (len(set(re.findall(r"[ -]", raw))) > 1 or len(groups[0]) != 4):
+            if not luhn_ok(digits):
                 continue
+            groups = _CARD_SEPARATOR.split(raw)
+            if len(groups) > 1 and (len(groups[0]) != 4 or (" " in raw and "-" in raw)):
+                continue  # people type a card in groups of four, with one kind of separator
+            told = _context(text, m.start(), _CARD_CONTEXT)
+            if not (card_brand_ok(digits) or told):
+                continue  # an unknown issuer prefix passes only where a card is mentioned
             sure = card_brand_ok(digits) and (len(digits) >= 14 or told)
             yield Finding(self.name, "credit_card", m.start(), m.end(), 0.95 if sure else 0.6)
 
@@ -319,29 +353,35 @@ class PiiDetector:
                     yield Finding(self.name, "phone", m.start(), m.end(), 0.75)
 
 
-def _addresses(text: str) -> Iterator[Finding]:
-    streets = [(m.start(), m.end()) for m in _STREET.finditer(text)]
-    streets += [(m.start(), m.end()) for m in _MILITARY_LINE.finditer(text)]
-    cities = [(m.start(), m.end()) for m in _CITY_LINE.finditer(text)]
+def _addresses(text: str, present: frozenset[bytes]) -> Iterator[Finding]:
+    suffixes = [c for w in present & _SUFFIX_WORDS for c in _SUFFIX_CASED[w]]
+    streets = [m.span() for m in search_near(_STREET, text, suffixes, reach=90)]
+    military = [_MILITARY[w] for w in present & _MILITARY_WORDS]
+    streets += [m.span() for m in search_near(_MILITARY_LINE, text, military, reach=40)]
+    cities = [
+        c.span()
+        for hint in _CITY_HINTS
+        for m in hint.finditer(text)
+        for c in _CITY_LINE.finditer(text, max(0, m.start() - 60), m.end())
+    ]
     used: set[tuple[int, int]] = set()
-    for start, end in sorted(streets):
+    for start, end in sorted(set(streets)):
         city = next((c for c in cities if 0 <= c[0] - end <= 3), None)
         if city is not None:
             used.add(city)
             yield Finding("pii", "postal_address", start, city[1], 0.9)
         else:
             yield Finding("pii", "postal_address", start, end, 0.6)
-    for city in cities:
+    for city in sorted(set(cities)):
         if city not in used:
             yield Finding("pii", "postal_address", city[0], city[1], 0.7)
 
 
-def _names(text: str) -> Iterator[Finding]:
-    for m in _PERSON.finditer(text):
-        name = m.group(1)
-        if name.split()[0] in _NOT_NAMES:
-            continue
-        yield Finding("pii", "person_name", m.start(1), m.end(1), 0.7)
+def _names(text: str, present: frozenset[bytes]) -> Iterator[Finding]:
+    cues = [c for w in present & _PERSON_WORDS for c in _PERSON_CUES[w]]
+    for m in search_near(_PERSON, text, cues, reach=60):
+        if m.group(1).split()[0] not in _NOT_NAMES:
+            yield Finding("pii", "person_name", m.start(1), m.end(1), 0.7)
 
 
 def _dedupe(found: list[Finding]) -> list[Finding]:

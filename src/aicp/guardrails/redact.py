@@ -21,6 +21,9 @@ from aicp.guardrails.base import Detector, Finding
 
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 _REDACTED_DETECTORS = frozenset({"pii", "secrets"})
+# What a detector must see whole before it knows what it has (a PEM header, a URL from
+# its scheme to the password, a phone number and the word before it) is shorter than this.
+MIN_WINDOW = 64
 
 
 def placeholder_kind(finding: Finding) -> str:
@@ -125,8 +128,8 @@ class StreamRedactor:
     def __init__(
         self, detectors: Sequence[Detector], placeholders: Placeholders, window: int = 128
     ) -> None:
-        if window < 1:
-            raise ValueError(f"stream redactor window must be at least 1, got {window}")
+        if window < MIN_WINDOW:
+            raise ValueError(f"stream redactor window must be at least {MIN_WINDOW}, got {window}")
         self.detectors = tuple(d for d in detectors if d.name in _REDACTED_DETECTORS)
         self.placeholders = placeholders
         self.window = window

@@ -20,26 +20,21 @@ from typing import ClassVar
 
 from aicp.guardrails.base import Finding, select_kinds
 
-# Formats as the providers document them: (kind, a literal every key of it contains,
-# pattern). Each pattern is scanned only when its literal is in the text, and each
-# starts with a literal, which the regex engine searches for as fast as `in` does;
+# Formats as the providers document them: (kind, a literal every such key contains,
+# pattern). A pattern is scanned only when its literal is in the text (a plain `in`),
+# and each starts with a literal, which the regex engine searches for almost as fast;
 # one alternation of them all would be tried at every position instead.
 _FORMATS: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
     (kind, gate, re.compile(pattern))
     for kind, gate, pattern in (
-        ("anthropic_key", "sk-ant-", r"sk-ant-(?:api|admin|oat)\d\d-[A-Za-z0-9_-]{32,}"),
+        ("anthropic_key", "sk-", r"sk-ant-(?:api|admin|oat)\d\d-[A-Za-z0-9_-]{32,}"),
         ("openai_key", "sk-", r"sk-(?!ant-)(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}"),
-        ("stripe_key", "k_live_", r"[sr]k_live_[A-Za-z0-9]{16,}"),
-        ("stripe_key", "k_test_", r"[sr]k_test_[A-Za-z0-9]{16,}"),
-        ("google_api_key", "AIza", r"AIza[0-9A-Za-z_-]{35}"),
+        ("stripe_key", "k_", r"sk_(?:live|test)_[A-Za-z0-9]{16,}"),
+        ("stripe_key", "k_", r"rk_(?:live|test)_[A-Za-z0-9]{16,}"),
+        ("google_api_key", "AI", r"AIza[0-9A-Za-z_-]{35}"),
         ("aws_access_key", "A", r"A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}"),
         ("github_token", "gh", r"gh[pousr]_[A-Za-z0-9]{36,251}"),
         ("github_token", "github_pat_", r"github_pat_[A-Za-z0-9_]{22,255}"),
-        (
-            "slack_webhook",
-            "hooks.slack.com",
-            r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{20,}",
-        ),
         ("slack_token", "xox", r"xox[abposre]-[A-Za-z0-9-]{10,}"),
         ("gitlab_token", "glpat-", r"glpat-[A-Za-z0-9_-]{20,}"),
         ("huggingface_token", "hf_", r"hf_[A-Za-z0-9]{30,}"),
@@ -47,6 +42,11 @@ _FORMATS: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ("pypi_token", "pypi-", r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"),
         ("sendgrid_key", "SG.", r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"),
         ("jwt", "eyJ", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+        (
+            "slack_webhook",
+            "hooks.slack.com",
+            r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]{20,}",
+        ),
         ("private_key", "-----BEGIN", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"),
     )
 )
@@ -136,9 +136,13 @@ class SecretsDetector:
         return sorted((f for f in found if f.kind in kinds), key=lambda f: (f.start, -f.end))
 
     def _prefixed(self, text: str) -> Iterator[Finding]:
+        present: dict[str, bool] = {}
         for kind, gate, pattern in _FORMATS:
-            if kind in self._kinds and gate in text:
-                yield from self._formatted(text, kind, pattern)
+            if kind in self._kinds:
+                if gate not in present:
+                    present[gate] = gate in text
+                if present[gate]:
+                    yield from self._formatted(text, kind, pattern)
 
     def _formatted(self, text: str, kind: str, pattern: re.Pattern[str]) -> Iterator[Finding]:
         for m in pattern.finditer(text):
@@ -166,13 +170,15 @@ class SecretsDetector:
             at = text.find("://", at + 3)
 
     def _aws_secrets(self, text: str, lowered: str) -> Iterator[Finding]:
+        seen: set[int] = set()
         for word in ("aws", "secretaccesskey", "secret_access_key"):
             at = lowered.find(word)
             while at != -1:
                 # The secret follows its name ("aws_secret_access_key = ...") within a line or two.
                 end = at + len(word)
                 m = _AWS_SECRET.search(text, end, end + 80)
-                if m and _looks_random(m.group(), 4.0):
+                if m and m.start() not in seen and _looks_random(m.group(), 4.0):
+                    seen.add(m.start())
                     yield Finding(self.name, "aws_secret_key", m.start(), m.end(), 0.9)
                 at = lowered.find(word, end)
 

@@ -12,13 +12,41 @@ Responses API's `response.output_text.done` (whose full text is changed too).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import orjson
 
-from aicp.guardrails.redact import StreamRedactor, StreamRestorer
+from aicp.guardrails.redact import StreamRedactor, StreamRestorer, _Span
 from aicp.protocol.jsonutil import Json
+
+#: A word (or an open PEM block) held back longer than this is released anyway.
+MAX_HELD = 8192
+
+
+class EagerRedactor(StreamRedactor):
+    """A `StreamRedactor` that keeps a stream's pace: everything up to the last whitespace
+    goes out at once; only a word still arriving (a key may be half-way through) or an
+    open `-----BEGIN` block is held. For secrets, which are single words but for PEM
+    blocks; PII (a phone number with spaces, an address) needs the windowed redactor."""
+
+    def feed(self, piece: str) -> str:
+        self._pending += piece
+        return self._release(final=False)
+
+    def _cut(self, text: str, done: int, spans: Sequence[_Span]) -> int:
+        cut = len(text)
+        while cut > done and not text[cut - 1].isspace():
+            cut -= 1
+        begin = text.rfind("-----BEGIN", done)
+        if begin >= 0 and text.find("-----END", begin) < 0:
+            cut = min(cut, begin)
+        if cut <= done and len(text) - done > MAX_HELD:
+            cut = len(text) - self.window
+        for span in reversed(spans):
+            if span.start < cut < span.end:
+                cut = span.start
+        return cut
 
 
 class TextPipe:
@@ -48,7 +76,7 @@ class TextPipe:
         redactor = self.redactor
         restorer = self.restorer
         if redactor is not None:
-            fresh = StreamRedactor(redactor.detectors, redactor.placeholders, redactor.window)
+            fresh = type(redactor)(redactor.detectors, redactor.placeholders, redactor.window)
             text = fresh.feed(text) + fresh.flush()
         if restorer is not None:
             again = StreamRestorer(restorer.placeholders)
@@ -56,9 +84,25 @@ class TextPipe:
         return text
 
 
+class Pipes:
+    """One `TextPipe` per text being streamed (a choice, a content block, an output part):
+    with `n > 1` or several blocks, their deltas interleave."""
+
+    def __init__(self, make: Callable[[], TextPipe]) -> None:
+        self.make = make
+        self._by_key: dict[Any, TextPipe] = {}
+
+    def __call__(self, key: Any) -> TextPipe:
+        pipe = self._by_key.get(key)
+        if pipe is None:
+            pipe = self._by_key[key] = self.make()
+        return pipe
+
+
 async def rewrite_stream(
-    items: AsyncIterator[bytes | Json], protocol: str, pipe: TextPipe
+    items: AsyncIterator[bytes | Json], protocol: str, make_pipe: Callable[[], TextPipe]
 ) -> AsyncIterator[bytes | Json]:
+    pipe = Pipes(make_pipe)
     if protocol == "canonical":
         async for item in items:
             if isinstance(item, dict):
@@ -92,7 +136,7 @@ def _boundary(data: bytes) -> tuple[int, int]:
     return lf, 2
 
 
-def _event(event: bytes, protocol: str, pipe: TextPipe) -> bytes:
+def _event(event: bytes, protocol: str, pipe: Pipes) -> bytes:
     """One SSE event (without its blank line), its text changed by `pipe` if it has any."""
     lines = event.split(b"\n")
     for i, line in enumerate(lines):
@@ -121,7 +165,7 @@ def _event(event: bytes, protocol: str, pipe: TextPipe) -> bytes:
     return event
 
 
-def _openai_chunk(chunk: dict[str, Any], pipe: TextPipe) -> bool:
+def _openai_chunk(chunk: dict[str, Any], pipes: Pipes) -> bool:
     changed = False
     for choice in chunk.get("choices") or ():
         if not isinstance(choice, dict):
@@ -129,6 +173,7 @@ def _openai_chunk(chunk: dict[str, Any], pipe: TextPipe) -> bool:
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             continue
+        pipe = pipes(choice.get("index", 0))
         text = delta.get("content")
         new = pipe.feed(text) if isinstance(text, str) else text
         if choice.get("finish_reason"):
@@ -145,8 +190,9 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def _anthropic(data: dict[str, Any], pipe: TextPipe) -> tuple[bool, bytes]:
+def _anthropic(data: dict[str, Any], pipes: Pipes) -> tuple[bool, bytes]:
     kind = data.get("type")
+    pipe = pipes(data.get("index", 0))
     if kind == "content_block_delta":
         delta = data.get("delta")
         if isinstance(delta, dict) and delta.get("type") == "text_delta":
@@ -165,8 +211,9 @@ def _anthropic(data: dict[str, Any], pipe: TextPipe) -> tuple[bool, bytes]:
     return False, b""
 
 
-def _responses(data: dict[str, Any], pipe: TextPipe) -> tuple[bool, bytes]:
+def _responses(data: dict[str, Any], pipes: Pipes) -> tuple[bool, bytes]:
     kind = data.get("type")
+    pipe = pipes((data.get("output_index", 0), data.get("content_index", 0)))
     if kind == "response.output_text.delta":
         text = data.get("delta")
         if isinstance(text, str):

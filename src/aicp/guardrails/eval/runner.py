@@ -57,13 +57,15 @@ def load(split: str) -> list[Sample]:
 
 
 def detected(sample: Sample, findings: Sequence[Finding]) -> bool:
+    """A positive counts when findings of its kind cover 90% of the planted span."""
     if sample.kind is None:
         return bool(findings)
-    span = sample.span
-    return any(
-        f.kind == sample.kind and (span is None or (f.start < span[1] and span[0] < f.end))
-        for f in findings
-    )
+    mine = [f for f in findings if f.kind == sample.kind]
+    if sample.span is None:
+        return bool(mine)
+    start, end = sample.span
+    covered = {i for f in mine for i in range(max(f.start, start), min(f.end, end))}
+    return len(covered) >= 0.9 * (end - start)
 
 
 def evaluate(samples: Iterable[Sample], detectors: Sequence[Detector]) -> list[Row]:

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from aicp.guardrails.base import Finding
+from aicp.guardrails.eval.benign_sets import handwritten
+from aicp.guardrails.eval.runner import Row, detected
+from aicp.guardrails.eval.samples import DEV, TEST, Sample, planted, split_of
+
+
+def test_planted_reports_where_the_value_landed() -> None:
+    text, span = planted("Dear {name}, call {v} now", "555-1234", name="Ann")
+    assert text[span[0] : span[1]] == "555-1234" and text.startswith("Dear Ann")
+
+
+def test_a_positive_counts_only_when_its_kind_covers_the_planted_span() -> None:
+    sample = Sample("call 555-123-4567", "t", DEV, True, "pii", "phone", (5, 17))
+    assert detected(sample, [Finding("pii", "phone", 5, 17, 0.9)])
+    assert not detected(sample, [Finding("pii", "phone", 5, 9, 0.9)])
+    assert not detected(sample, [Finding("pii", "email", 5, 17, 0.9)])
+
+
+def test_the_split_is_stable_and_uses_both_sides() -> None:
+    assert {split_of(str(i)) for i in range(20)} == {DEV, TEST}
+    assert split_of("same text") == split_of("same text")
+
+
+def test_the_handwritten_benign_set_ships_with_the_package() -> None:
+    samples = list(handwritten())
+    assert len(samples) > 150 and not any(s.positive for s in samples)
+
+
+def test_targets_are_checked_in_the_right_direction() -> None:
+    assert Row("pii", "recall", "x", 100, 96, 0.95).met
+    assert not Row("pii", "fpr", "x", 100, 2, 0.01).met
+    assert Row("pii", "fpr", "x", 100, 1, None).met is None
