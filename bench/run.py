@@ -256,7 +256,10 @@ def main() -> None:
     ap.add_argument(
         "--baseline",
         metavar="REF",
-        help="also run aicp as of this git commit (e.g. the one before a change), same run",
+        action="append",
+        default=[],
+        help="also run aicp as of this git commit (e.g. the one before a change), same run; "
+        "may be given more than once",
     )
     args = ap.parse_args()
     if not (HARNESS / "matrix.py").exists():
@@ -264,13 +267,13 @@ def main() -> None:
     out = ROOT / "bench" / "results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     matrix("aicp", out / "aicp", args, cpu="0", workers=1)
-    if args.baseline:
+    for ref in args.baseline:
         source = Path(tempfile.mkdtemp(prefix="aicp-baseline-"))
         archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.baseline], check=True, capture_output=True
+            ["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
-        matrix(f"aicp@{args.baseline}", out / "aicp-baseline", args, "0", 1, source=source)
+        matrix(f"aicp@{ref}", out / f"aicp-baseline-{ref}", args, "0", 1, source=source)
     if args.identity:
         data_dir = tempfile.mkdtemp(prefix="aicp-bench-identity-")
         key = identity_key(data_dir)
