@@ -200,8 +200,11 @@ class InputGuardSettings(_Strict):
 
 
 class OutputGuardSettings(_Strict):
+    """Off by default: streams stay byte-for-byte pass-through and cost nothing extra
+    (guarding a stream re-reads every event: docs/guardrails.md has the cost)."""
+
     pii: DetectorSettings = _detector("off")
-    secrets: DetectorSettings = _detector("redact")
+    secrets: DetectorSettings = _detector("off")
 
 
 class GuardrailSettings(_Strict):

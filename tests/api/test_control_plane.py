@@ -137,9 +137,18 @@ def test_pii_is_redacted_before_it_leaves_and_restored_for_the_caller(
 
 
 def test_a_secret_in_the_model_output_is_redacted(
-    gw: GatewayServer, ups: tuple[FakeUpstream, FakeUpstream]
+    ups: tuple[FakeUpstream, FakeUpstream],
 ) -> None:
-    ext, _ = ups
+    ext, loc = ups
+    guard = {"output": {"secrets": {"action": "redact"}}}
+    with GatewayServer(_settings(ext, loc, guardrails=guard)) as gw:
+        _output_secret_redacted(gw, ext)
+    with GatewayServer(_settings(ext, loc)) as gw:  # off by default: pass-through
+        answer = _chat(_oai(gw), "what is the key?").parse().choices[0].message.content
+        assert answer == ext.reply
+
+
+def _output_secret_redacted(gw: GatewayServer, ext: FakeUpstream) -> None:
     ext.reply = "The key is AKIAIOSFODNN7EXAMPLE and it works"
     answer = _chat(_oai(gw), "what is the key?").parse().choices[0].message.content
     assert "AKIAIOSFODNN7EXAMPLE" not in answer and "<SECRET_1>" in answer

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from aicp.policy.engine import PolicyEngine
     from aicp.policy.files import Policy
 
+#: Context attributes read from the budget counters, and how long a reading is used.
+_BUDGET_FACTS = frozenset({"budget_remaining_micros", "budget_fraction_left_pct"})
+BUDGET_FACT_TTL_S = 1.0
+
 #: The id offline mode's own rule is reported under (the pack has a policy of this id too).
 OFFLINE = "offline-local-only"
 
@@ -120,6 +124,8 @@ class PolicyStage:
         self.budgets = budgets
         self.events = events
         self.production = frozenset(production_tools)
+        #: Budget facts by the ids of the budgets that apply: (when read, facts).
+        self._budget_seen: dict[tuple[str, ...], tuple[float, tuple[int, int]]] = {}
 
     async def __call__(self, ex: Exchange) -> None:
         p = ex.principal
@@ -222,15 +228,33 @@ class PolicyStage:
             bypass=bypass,
         )
 
+    def _reads_budget(self) -> bool:
+        engine = self.engine
+        if engine is None:
+            return False
+        reads = engine.policies.reads
+        return reads.context_whole or bool(_BUDGET_FACTS & set(reads.context_attrs))
+
     async def _budget(self, ex: Exchange) -> tuple[int, int]:
-        """The tightest applicable budget: micro-dollars left and the percentage left."""
+        """The tightest applicable budget: micro-dollars left and the percentage left.
+
+        Read only when some policy reads it, and at most once a second per set of
+        budgets: a policy about a budget running low does not need the last cent,
+        and with Redis counters every read is a round trip.
+        """
         sv = self.budgets
-        if sv is None or not sv.by_scope:
+        if sv is None or not sv.by_scope or not self._reads_budget():
             return -1, 100
         found = sv.applicable(ex.principal)
         if not found:
             return -1, 100
         now = sv.clock()
+        key = tuple(b.id for b in found)
+        cached = self._budget_seen.get(key)
+        if cached is not None and now - cached[0] < BUDGET_FACT_TTL_S:
+            return cached[1]
+        if len(self._budget_seen) >= 4096:
+            self._budget_seen.clear()
         holds = [sv.hold(b, now) for b in found]
         await sv.prime(found, holds)
         tightest: tuple[int, int] | None = None
@@ -243,7 +267,9 @@ class PolicyStage:
             pct = left * 100 // limit if limit > 0 else 0
             if tightest is None or pct < tightest[1]:
                 tightest = (left, pct)
-        return tightest or (-1, 100)
+        facts = tightest or (-1, 100)
+        self._budget_seen[key] = (now, facts)
+        return facts
 
     def _denied(self, ex: Exchange, decision: Decision) -> None:
         ids = sorted({i for ids in decision.forbidden.values() for i in ids})
