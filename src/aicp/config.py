@@ -163,7 +163,7 @@ Action = Literal["off", "allow", "flag", "redact", "block"]
 class TrustSettings(_Strict):
     """The classify stage: task class, sensitivity and trust (docs/guardrails.md)."""
 
-    task_classes: list[str] = Field(default_factory=lambda: list(TASK_CLASSES))
+    task_classes: list[str] = Field(default_factory=lambda: list(TASK_CLASSES), min_length=1)
     #: Extra keywords per task class, added to the built-in ones.
     keywords: dict[str, list[str]] = Field(default_factory=dict)
     #: Sensitivity when nothing says otherwise.

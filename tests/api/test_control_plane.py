@@ -151,12 +151,12 @@ def test_a_secret_in_the_model_output_is_redacted(
 def _output_secret_redacted(gw: GatewayServer, ext: FakeUpstream) -> None:
     ext.reply = "The key is AKIAIOSFODNN7EXAMPLE and it works"
     answer = _chat(_oai(gw), "what is the key?").parse().choices[0].message.content
-    assert "AKIAIOSFODNN7EXAMPLE" not in answer and "<SECRET_1>" in answer
+    assert "AKIAIOSFODNN7EXAMPLE" not in answer and "<REDACTED_SECRET_1>" in answer
     stream = _oai(gw).chat.completions.create(
         model="assistant", messages=[{"role": "user", "content": "again"}], stream=True
     )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert "AKIAIOSFODNN7EXAMPLE" not in text and "<SECRET_1>" in text
+    assert "AKIAIOSFODNN7EXAMPLE" not in text and "<REDACTED_SECRET_1>" in text
 
 
 # --- policy -----------------------------------------------------------------------------

@@ -26,10 +26,14 @@ def test_the_longest_term_wins_where_two_start_together() -> None:
     assert blocked(detector, "our secret plan") == ["secret plan"]
 
 
-def test_allowed_terms_excuse_matches_that_contain_them() -> None:
+def test_allowed_terms_excuse_equal_matches_and_long_terms_contained_ones() -> None:
     detector = ListDetector(block=["acme"], allow=["ACME"])
     assert detector.scan("acme") == []
-    assert detector.allowed("mail for Acme Inc")
+    assert detector.allowed("Acme")
+    # A short term does not excuse a longer match containing it (a key with "test" in it).
+    assert not detector.allowed("mail for Acme Inc")
+    assert not ListDetector(allow=["test"]).allowed("sk_test_4eC39HqLyjWDarjtT1zdp7dc")
+    assert ListDetector(allow=["@example.com"]).allowed("jane@example.com")
     assert not ListDetector(allow=["acme"]).allowed("globex")
 
 

@@ -35,9 +35,12 @@ def test_configured_keywords_add_to_a_class_and_unknown_classes_have_none() -> N
     assert classifier.classify("Refactor this Python function")[0] == "general"
 
 
-def test_a_tie_is_general() -> None:
-    # one legal word, one infra word: nothing to choose between them
-    assert TaskClassifier(TASK_CLASSES).classify("the contract for the cluster")[0] == "general"
+def test_a_tie_is_general_unless_a_protected_class_is_in_it() -> None:
+    classifier = TaskClassifier(TASK_CLASSES)
+    # one infra word, one document word: nothing to choose between them
+    assert classifier.classify("the report on the cluster")[0] == "general"
+    # one legal word and one code word: legal wins (its policies must not be escaped)
+    assert classifier.classify("Draft a contract for our Python consultancy")[0] == "legal"
 
 
 def _ex(text: str, headers: dict[str, str] | None = None, **principal: object) -> Exchange:

@@ -147,7 +147,13 @@ class Endpoint:
         """Every stage but execute; the answer is the decision record (api/simulate.py)."""
         from aicp.api.simulate import decision_record
 
-        await simulate(self.state.path, ex)
+        try:
+            await simulate(self.state.path, ex)
+        except ReceiptNotRecorded as err:
+            # The response stages ran already: answer without running them again.
+            headers = [JSON_TYPE, *self._headers(ex, err.headers)]
+            await send_bytes(send, err.status, error_body(err, self.protocol), headers)
+            return
         payload = dumps(decision_record(self.state, ex))
         await send_bytes(send, 200, payload, [JSON_TYPE, *self._headers(ex, ex.response_headers)])
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from aicp.cli.http import DEFAULT_URL, KeyOpt, UrlOpt, _fail, _request
 
@@ -86,7 +87,8 @@ def _print_record(r: dict[str, Any]) -> None:
     outcome = r["outcome"]
     if outcome["error"] is not None:
         err = outcome["error"]
-        console.print(f"[red]would fail: {outcome['status']} {err['code']}: {err['message']}[/]")
+        failing = f"would fail: {outcome['status']} {err['code']}: {err['message']}"
+        console.print(Text(failing, style="red"))
 
 
 def _cost(url: str, key: str | None, receipt_id: str | None) -> float | None:
@@ -149,10 +151,10 @@ def compare(
     table = Table("route", "latency ms", "tokens in/out", "cost $", "output", show_lines=True)
     for r in results:
         if "error" in r:
-            table.add_row(r["route"], "-", "-", "-", f"[red]{r['error']}[/]")
+            table.add_row(r["route"], "-", "-", "-", Text(r["error"], style="red"))
             continue
         u = r["usage"] or {}
         tokens = f"{u.get('prompt_tokens', '?')}/{u.get('completion_tokens', '?')}"
         cost = "-" if r["cost_usd"] is None else f"{r['cost_usd']:.6f}"
-        table.add_row(r["route"], str(r["latency_ms"]), tokens, cost, r["output"] or "")
+        table.add_row(r["route"], str(r["latency_ms"]), tokens, cost, Text(r["output"] or ""))
     Console().print(table)

@@ -57,11 +57,19 @@ class ListDetector:
         if not self._allow:
             return False
         lowered = text_span.lower()
-        return any(term in lowered for term in self._allow)
+        # A short term only by equality: "test" must not excuse every key containing it.
+        return any(
+            term == lowered or (len(term) >= ALLOW_CONTAINS_MIN and term in lowered)
+            for term in self._allow
+        )
 
     def excuse(self, text: str, findings: Sequence[Finding]) -> list[Finding]:
         """The findings whose matched text is not allowlisted (whole-text findings stay)."""
         return [f for f in findings if f.start == f.end or not self.allowed(text[f.start : f.end])]
+
+
+#: Allowlist terms at least this long also excuse findings that contain them.
+ALLOW_CONTAINS_MIN = 8
 
 
 class SizeCap:

@@ -25,6 +25,15 @@ from aicp.protocol.jsonutil import Json
 from aicp.protocol.text import reply_slots
 
 
+class OutputPlaceholders(Placeholders):
+    """Placeholders of what the output guard redacted: `<REDACTED_EMAIL_1>`, a shape the
+    input's placeholders never have, so restoring the input's originals cannot touch them
+    (the model's own e-mail address must not come back as the caller's)."""
+
+    def placeholder(self, kind: str, original: str) -> str:
+        return super().placeholder("REDACTED_" + kind, original)
+
+
 def output_checks(settings: GuardrailSettings) -> list[tuple[Detector, str]]:
     out = settings.output
     checks: list[tuple[Detector, str]] = []
@@ -57,7 +66,7 @@ class GuardOutput:
             return
         hits: list[Hit] = []
         changed = False
-        own = Placeholders()  # the output's own redactions: never restored
+        own = OutputPlaceholders()  # the output's own redactions: never restored
         for i, slot in enumerate(reply_slots(reply.protocol, reply.data)):
             text = new = slot.text
             found = [(f, a) for d, a in self.checks for f in d.scan(text)]
@@ -90,7 +99,7 @@ class GuardOutput:
         # Secrets are words: release at every word. PII may span words (a phone number
         # with spaces): hold back a window of text.
         kind = EagerRedactor if all(d.name == "secrets" for d in detectors) else StreamRedactor
-        own = Placeholders()  # the output's own redactions, shared by every choice
+        own = OutputPlaceholders()  # the output's own redactions, shared by every choice
         held = ex.placeholders if self.restore else None
 
         def make() -> TextPipe:

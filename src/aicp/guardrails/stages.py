@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from aicp.config import GuardrailSettings
 from aicp.errors import GuardrailBlocked
 from aicp.guardrails.base import Detector, Finding
@@ -75,7 +77,7 @@ class GuardInput:
         self.size = SizeCap(max_chars=inp.max_chars, max_tokens=inp.max_tokens) if limited else None
 
     async def __call__(self, ex: Exchange) -> None:
-        if not (self.checks or self.size) or ex.operation == "count_tokens":
+        if not (self.checks or self.size):
             return
         slots = ex.slots
         if slots is None:
@@ -89,9 +91,11 @@ class GuardInput:
         ex.hits = hits
         for hit in hits:
             f = hit.finding
-            ex.findings.add(f.detector)
-            ex.findings.add(f.kind)
-            if hit.action != "allow":
+            if hit.action in ("flag", "block"):
+                # What policies see, and what makes the data sensitive: findings still in
+                # the request (a redacted one no longer is, an allowed one was waved by).
+                ex.findings.add(f.detector)
+                ex.findings.add(f.kind)
                 ex.sensitivity = raise_sensitivity(ex.sensitivity, sensitivity_of(f))
             if f.detector == "injection" and hit.action != "allow":
                 ex.trust = max(0, ex.trust - 1)
@@ -182,3 +186,24 @@ def redact_more(ex: Exchange, detectors: frozenset[str]) -> int:
             h.action = "redact"
             changed = True
     return apply_redactions(ex) if changed else 0
+
+
+def scrubbed_request(ex: Exchange) -> bytes:
+    """The request body to keep (receipt bodies, body logs): as the client sent it, unless a
+    guard found something in it, then with every finding's span replaced, whatever its
+    action (a blocked secret must not be stored either)."""
+    if not ex.hits or ex.slots is None:
+        return ex.raw
+    by_slot: dict[int, list[Finding]] = {}
+    for h in ex.hits:
+        if h.slot >= 0 and h.finding.end > h.finding.start:
+            by_slot.setdefault(h.slot, []).append(h.finding)
+    current = {i: ex.slots[i].text for i in by_slot}
+    try:
+        for i, findings in by_slot.items():
+            slot = ex.slots[i]
+            slot.text = redact(ex.originals.get(i, slot.text), findings, Placeholders())
+        return orjson.dumps(ex.body)
+    finally:
+        for i, text in current.items():
+            ex.slots[i].text = text

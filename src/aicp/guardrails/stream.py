@@ -98,6 +98,11 @@ class Pipes:
             pipe = self._by_key[key] = self.make()
         return pipe
 
+    def drain(self) -> list[tuple[Any, str]]:
+        """What every pipe still holds, for a stream that ends without closing its texts."""
+        out = [(key, pipe.flush()) for key, pipe in self._by_key.items()]
+        return [(key, tail) for key, tail in out if tail]
+
 
 async def rewrite_stream(
     items: AsyncIterator[bytes | Json], protocol: str, make_pipe: Callable[[], TextPipe]
@@ -108,6 +113,8 @@ async def rewrite_stream(
             if isinstance(item, dict):
                 _openai_chunk(item, pipe)
             yield item
+        for index, tail in pipe.drain():
+            yield {"choices": [{"index": index, "delta": {"content": tail}, "finish_reason": None}]}
         return
     buffer = b""
     async for item in items:
@@ -144,6 +151,8 @@ def _event(event: bytes, protocol: str, pipe: Pipes) -> bytes:
         if not stripped.startswith(b"data:"):
             continue
         payload = stripped[5:].strip()
+        if payload == b"[DONE]":
+            return _drained(pipe, protocol) + event
         if not payload.startswith(b"{"):
             continue
         try:
@@ -153,7 +162,10 @@ def _event(event: bytes, protocol: str, pipe: Pipes) -> bytes:
         if not isinstance(data, dict):
             return event
         extra = b""
-        if protocol == "anthropic":
+        changed = False
+        if data.get("type") in _TERMINAL:
+            extra = _drained(pipe, protocol)
+        elif protocol == "anthropic":
             changed, extra = _anthropic(data, pipe)
         elif protocol == "openai-responses":
             changed, extra = _responses(data, pipe)
@@ -165,6 +177,32 @@ def _event(event: bytes, protocol: str, pipe: Pipes) -> bytes:
     return event
 
 
+#: Events after which no text comes: what a pipe still holds goes out before them.
+_TERMINAL = frozenset({"message_stop", "response.completed", "response.incomplete"})
+
+
+def _drained(pipes: Pipes, protocol: str) -> bytes:
+    out = b""
+    for key, tail in pipes.drain():
+        if protocol == "anthropic":
+            delta = {"type": "text_delta", "text": tail}
+            out += _sse(
+                "content_block_delta", {"type": "content_block_delta", "index": key, "delta": delta}
+            )
+        elif protocol == "openai-responses":
+            output_index, content_index = key
+            data = {"type": "response.output_text.delta", "output_index": output_index}
+            data |= {"content_index": content_index, "delta": tail}
+            out += _sse("response.output_text.delta", data)
+        else:
+            chunk = {
+                "object": "chat.completion.chunk",
+                "choices": [{"index": key, "delta": {"content": tail}, "finish_reason": None}],
+            }
+            out += b"data: " + orjson.dumps(chunk) + b"\n\n"
+    return out
+
+
 def _openai_chunk(chunk: dict[str, Any], pipes: Pipes) -> bool:
     changed = False
     for choice in chunk.get("choices") or ():
@@ -172,7 +210,9 @@ def _openai_chunk(chunk: dict[str, Any], pipes: Pipes) -> bool:
             continue
         delta = choice.get("delta")
         if not isinstance(delta, dict):
-            continue
+            if not choice.get("finish_reason"):
+                continue
+            delta = choice["delta"] = {}  # a finish without a delta still releases the tail
         pipe = pipes(choice.get("index", 0))
         text = delta.get("content")
         new = pipe.feed(text) if isinstance(text, str) else text

@@ -446,7 +446,9 @@ class RequestLog:
         response = ex.response_body
         if response is None and ex.reply is not None:
             response = ex.reply.raw if ex.reply.raw is not None else orjson.dumps(ex.reply.data)
-        for name, body in (("request", ex.raw), ("response", response)):
+        from aicp.guardrails.stages import scrubbed_request
+
+        for name, body in (("request", scrubbed_request(ex)), ("response", response)):
             if body:
                 text = body[:BODY_LIMIT].decode("utf-8", "replace")
                 self._body_log.debug(f"{name} body", extra={"fields": {"body": text}})

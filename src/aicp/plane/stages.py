@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Protocol
 
-from aicp.errors import AuthenticationFailed, PermissionDenied
+from aicp.errors import AuthenticationFailed, PermissionDenied, PolicyDenied
 from aicp.observability.events import EventBus
 from aicp.plane.announce import MODEL_CHARS, emit_for
 from aicp.plane.exchange import Exchange, Principal
@@ -81,7 +81,8 @@ class RouteStage:
                 raise PermissionDenied(
                     "x-aicp-route is not allowed for this key", code="route_forcing_denied"
                 )
-            ex.route = self.router.forced(forced)
+            if ex.route is None or not ex.route.forced:  # the policy stage resolved it
+                ex.route = self.router.forced(forced)
         else:
             ex.route = self.router.resolve(ex.model)
         decision = ex.decision
@@ -94,7 +95,12 @@ class RouteStage:
                 d for d in chain if d.key not in preferred
             ]
         elif decision is not None and ex.route.chain[0].key not in decision.allowed:
-            # A forced route the policies forbid: only an admin gets here (policy stage).
+            # A forced route the policies forbid: the policy stage let only an admin's
+            # through, and never offline; anything else here is refused, not routed.
+            if not ex.principal.is_admin or ex.offline:
+                raise PolicyDenied(
+                    f"the forced route {ex.route.chain[0].key!r} is forbidden by policy"
+                )
             ex.route.overridden = True
         decided = {"model": ex.model, "chain": ex.route.describe(), "forced": ex.route.forced}
         ex.trace.append(("route", decided))

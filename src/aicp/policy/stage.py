@@ -90,9 +90,12 @@ def declared_tools(body: dict[str, Any]) -> list[str]:
     """Names of the tools (functions) a request offers the model, in any protocol."""
     names: list[str] = []
     tools = body.get("tools")
-    if not isinstance(tools, list):
-        return names
-    for tool in tools:
+    functions = body.get("functions")  # OpenAI's legacy form of tools
+    offered = [
+        *(tools if isinstance(tools, list) else ()),
+        *(functions if isinstance(functions, list) else ()),
+    ]
+    for tool in offered:
         if not isinstance(tool, dict):
             continue
         function = tool.get("function")
@@ -137,12 +140,15 @@ class PolicyStage:
             name = "x-aicp-policy-bypass" if bypass else "x-aicp-override"
             raise PermissionDenied(f"{name} needs an admin key", code="policy_bypass_denied")
         if forced and p.can_force_routes:
-            candidates = self.router.forced(forced).chain
+            # Resolved once, here: the route stage uses this very route (a name with
+            # several deployments picks one at random, and a second pick could differ).
+            ex.route = self.router.forced(forced)
+            candidates = ex.route.chain
         else:
             candidates = self.router.resolve(ex.model).chain
         routes = [route_facts(d) for d in candidates]
         ex.bypass = bypass
-        request = await self._request_facts(ex, bypass, asked or (bool(forced) and p.is_admin))
+        request = await self._request_facts(ex, bypass, asked)
         who = principal_facts(p)
         if self.engine is not None:
             self._tools(ex, who, request)
@@ -151,11 +157,11 @@ class PolicyStage:
             decision = Decision(
                 tuple(RouteVerdict(r.key, True, ()) for r in routes), (), frozenset(), ()
             )
+        if ex.offline:
+            decision = _offline(decision, routes)
         relaxed: list[str] = []
         if not decision.allowed and self.engine is not None:
             decision, relaxed = _relax(decision, self.engine.policies.policies)
-        if ex.offline:
-            decision = _offline(decision, routes)
         ex.decision = decision
         if decision.redactions and ex.hits:
             redact_more(ex, decision.redactions)
@@ -224,7 +230,7 @@ class PolicyStage:
             hour=now.tm_hour,
             weekday=now.tm_wday,
             findings=frozenset(ex.findings),
-            admin_override=override or bool(bypass),
+            admin_override=override,
             bypass=bypass,
         )
 

@@ -11,6 +11,7 @@ import asyncio
 import time
 
 from aicp.config import ReceiptSettings
+from aicp.guardrails.stages import scrubbed_request
 from aicp.plane.exchange import Exchange
 from aicp.receipts.bodies import redact
 from aicp.receipts.build import Stamps, body_hash, build
@@ -32,9 +33,9 @@ class RecordStage:
         receipt = build(ex, body_hash(ex.raw), ended, self.stamp)
         bodies: tuple[str, bytes | None, bytes | None] | None = None
         if self.keep == "full":
-            bodies = ("full", ex.raw, ex.response_body)
+            bodies = ("full", scrubbed_request(ex), ex.response_body)
         elif self.keep == "redacted":
-            bodies = ("redacted", redact(ex.raw), redact(ex.response_body))
+            bodies = ("redacted", redact(scrubbed_request(ex)), redact(ex.response_body))
         p = ex.principal
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.log.append(

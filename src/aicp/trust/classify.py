@@ -169,6 +169,9 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
 }
 # fmt: on
 
+#: Classes that win ties, in this order.
+PROTECTED = ("legal", "security")
+
 #: Syntax only code has; each hit counts as this many keywords.
 _CODE_SYNTAX = re.compile(
     r"```|^\s*(?:def|class|import|from|fn|func|package|#include)\s+\w|=>|\)\s*\{|\};|</\w+>"
@@ -234,6 +237,12 @@ class TaskClassifier:
         if best == 0:
             return ("general" if "general" in counts else self.classes[0]), counts
         winners = [c for c, n in counts.items() if n == best]
-        if len(winners) > 1 and "general" in counts:
-            return "general", counts
+        if len(winners) > 1:
+            # A tie with a protected class goes to it: the policies that guard legal and
+            # security data must not be escaped by one word of another class.
+            protected = [c for c in PROTECTED if c in winners]
+            if protected:
+                return protected[0], counts
+            if "general" in counts:
+                return "general", counts
         return winners[0], counts

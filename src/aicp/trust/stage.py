@@ -19,6 +19,8 @@ from aicp.protocol.text import joined, request_slots
 from aicp.trust.classify import TaskClassifier
 
 RANK = {name: i for i, name in enumerate(SENSITIVITIES)}
+#: The largest integer hint taken (a latency SLA of a day, in ms); larger is ignored.
+MAX_HINT = 86_400_000
 
 
 def raise_sensitivity(current: str, floor: str | None) -> str:
@@ -49,7 +51,8 @@ def _int_hint(ex: Exchange, name: str) -> int | None:
         number = int(value)
     except ValueError:
         return None
-    return number if number >= 0 else None
+    # Policies compare these with 64-bit Longs: anything beyond a day is no hint.
+    return number if 0 <= number <= MAX_HINT else None
 
 
 class ClassifyStage:
@@ -61,16 +64,16 @@ class ClassifyStage:
         self.classifier = TaskClassifier(settings.task_classes, settings.keywords)
 
     async def __call__(self, ex: Exchange) -> None:
-        if ex.operation == "count_tokens":
-            return
         slots = ex.slots = request_slots(ex.protocol, ex.operation, ex.body)
-        asked = hint(ex, "task_class")
-        scores: dict[str, int] | None = None
-        if asked is not None and asked in self.classes:
-            task = asked
-        else:
-            task, scores = self.classifier.classify(joined(slots))
         p = ex.principal
+        detected, scores = self.classifier.classify(joined(slots))
+        asked = hint(ex, "task_class")
+        task = detected
+        # A hint names the class of a request the classifier has no opinion on; it
+        # never replaces a class the text shows (that would let a client talk its
+        # legal text out of the legal policies), except from an admin key.
+        if asked is not None and asked in self.classes and (detected == "general" or p.is_admin):
+            task = asked
         level: str = self.settings.default_sensitivity
         if p.project_id is not None:
             level = raise_sensitivity(level, self.settings.projects.get(p.project_id))
@@ -89,8 +92,22 @@ class ClassifyStage:
             "task_class": task,
             "sensitivity": level,
             "trust": trust,
-            "hinted": asked == task,
+            "hinted": asked is not None and asked == task != detected,
         }
-        if scores is not None:
-            decided["scores"] = {k: v for k, v in scores.items() if v}
+        if task != detected:
+            decided["detected"] = detected
+        decided["scores"] = {k: v for k, v in scores.items() if v}
         ex.trace.append(("classify", decided))
+        _strip_hints(ex.body)
+
+
+def _strip_hints(body: dict[str, Any]) -> None:
+    """aicp's hints are for aicp: providers validate `metadata` (Anthropic's takes only
+    `user_id`), so they are taken out before the body goes anywhere."""
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and any(str(k).startswith("aicp_") for k in metadata):
+        kept = {k: v for k, v in metadata.items() if not str(k).startswith("aicp_")}
+        if kept:
+            body["metadata"] = kept
+        else:
+            del body["metadata"]

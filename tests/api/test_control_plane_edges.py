@@ -1,0 +1,156 @@
+"""The control plane's edges, each a way around a policy or a guard that must stay shut."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from aicp.testing import FakeUpstream, GatewayServer
+from tests.api.test_control_plane import (
+    LEGAL,
+    MASTER,
+    SECRET,
+    _calls,
+    _chat,
+    _oai,
+    _receipt,
+    _sent_texts,
+    _settings,
+)
+from tests.helpers import admin_client, make_key
+
+BOTH = {
+    "name": "both",
+    "deployments": [
+        {"provider": "ext", "model": "big-model"},
+        {"provider": "loc", "model": "small-model"},
+    ],
+}
+
+
+@pytest.fixture
+def ups() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
+    with FakeUpstream() as ext, FakeUpstream() as loc:
+        yield ext, loc
+
+
+def _with_both(ext: FakeUpstream, loc: FakeUpstream, **extra: Any) -> Any:
+    settings = _settings(ext, loc, **extra)
+    return settings.model_copy(
+        update={"models": [*settings.models, type(settings.models[0])(**BOTH)]}
+    )
+
+
+def test_a_forced_name_with_several_deployments_never_escapes_offline_or_policy(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    ext, loc = ups
+    with GatewayServer(_with_both(ext, loc, mode="offline")) as gw:
+        served = set()
+        for _ in range(12):  # the forced name picks one deployment: the external one is refused
+            try:
+                raw = _chat(_oai(gw), "hi", extra_headers={"x-aicp-route": "both"})
+            except openai.PermissionDeniedError as err:
+                assert "offline-local-only" in err.message
+                continue
+            served.add(_receipt(gw, raw.headers["x-aicp-receipt-id"])["route"]["served"])
+        assert served <= {"loc/small-model"}
+    # No master key, forcing allowed for everyone: the anonymous caller is no admin.
+    with GatewayServer(_with_both(ext, loc, server={"allow_forced_routes": True})) as gw:
+        for _ in range(12):
+            try:
+                raw = _chat(_oai(gw, "unused"), LEGAL, extra_headers={"x-aicp-route": "both"})
+            except openai.PermissionDeniedError as err:
+                assert "no-external-legal" in err.message
+                continue
+            assert raw.http_response.status_code == 200
+    assert not _calls(ext)
+
+
+def test_a_task_class_hint_cannot_talk_legal_text_out_of_the_legal_policies(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    ext, loc = ups
+    with GatewayServer(_settings(ext, loc)) as gw:
+        with admin_client(gw.url, MASTER) as admin:
+            key = make_key(admin)["key"]
+        raw = _chat(_oai(gw, key), LEGAL, extra_headers={"x-aicp-task-class": "general"})
+        receipt = _receipt(gw, raw.headers["x-aicp-receipt-id"])
+        assert receipt["classification"]["task_class"] == "legal"
+        assert receipt["route"]["served"] == "loc/small-model"
+        # On text the classifier has no opinion about, the hint names the class.
+        raw = _chat(_oai(gw, key), "hello", extra_headers={"x-aicp-task-class": "legal"})
+        receipt = _receipt(gw, raw.headers["x-aicp-receipt-id"])
+        assert receipt["classification"]["task_class"] == "legal"
+    assert not _calls(ext)
+
+
+def test_count_tokens_and_legacy_functions_go_through_the_guards_and_policies(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    ext, loc = ups
+    policy = {"production_tools": ["deploy_prod"]}
+    with GatewayServer(_settings(ext, loc, policy=policy)) as gw:
+        client = anthropic.Anthropic(base_url=gw.url, api_key=MASTER, max_retries=0)
+        with pytest.raises(anthropic.BadRequestError):
+            client.messages.count_tokens(
+                model="assistant", messages=[{"role": "user", "content": f"key {SECRET}"}]
+            )
+        with pytest.raises(openai.PermissionDeniedError) as caught:
+            _chat(_oai(gw), "ship", functions=[{"name": "deploy_prod", "parameters": {}}])
+        assert "production-tools-need-override" in caught.value.message
+    assert not _calls(ext) and not _calls(loc)
+
+
+def test_redacted_secrets_are_not_findings_for_the_block_secrets_policy(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    ext, loc = ups
+    guard = {"input": {"secrets": {"action": "redact"}}}
+    with GatewayServer(_settings(ext, loc, guardrails=guard)) as gw:
+        raw = _chat(_oai(gw), f"why is {SECRET} rejected?")
+        assert raw.http_response.status_code == 200
+    assert SECRET not in _sent_texts(ext) and "<SECRET_1>" in _sent_texts(ext)
+
+
+def test_the_models_own_pii_is_redacted_and_never_turned_into_the_callers(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    ext, loc = ups
+    guard = {"input": {"pii": {"action": "redact"}}, "output": {"pii": {"action": "redact"}}}
+    with GatewayServer(_settings(ext, loc, guardrails=guard)) as gw:
+        ext.reply = "Write to <EMAIL_1> or to bob@corp.example.com"
+        answer = _chat(_oai(gw), "I am jane@example.com").parse().choices[0].message.content
+    assert answer == "Write to jane@example.com or to <REDACTED_EMAIL_1>"
+
+
+def test_out_of_range_hints_are_ignored_not_a_500(gw_plain: GatewayServer) -> None:
+    for value in ("99999999999999999999", "9999999999999999999", "-5", "soon"):
+        raw = _chat(_oai(gw_plain), "hi", extra_headers={"x-aicp-latency-sla-ms": value})
+        assert raw.http_response.status_code == 200
+
+
+@pytest.fixture
+def gw_plain(ups: tuple[FakeUpstream, FakeUpstream]) -> Iterator[GatewayServer]:
+    with GatewayServer(_settings(*ups)) as server:
+        yield server
+
+
+def test_kept_bodies_never_hold_what_a_guard_found_and_hints_never_reach_providers(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    ext, loc = ups
+    with GatewayServer(_settings(ext, loc, receipts={"bodies": "full"})) as gw:
+        with pytest.raises(openai.BadRequestError) as caught:
+            _chat(_oai(gw), f"deploy with {SECRET}")
+        receipt_id = caught.value.response.headers["x-aicp-receipt-id"]
+        with admin_client(gw.url, MASTER) as admin:
+            body = admin.get(f"/v1/receipts/{receipt_id}/body")
+        assert body.status_code == 200 and SECRET not in body.text and "SECRET_1" in body.text
+        _chat(_oai(gw), "hello", metadata={"aicp_task_class": "legal", "team": "a"})
+    sent = [r.body for r in _calls(loc)]
+    assert sent and sent[0]["metadata"] == {"team": "a"}
