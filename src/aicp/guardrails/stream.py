@@ -185,15 +185,11 @@ def _drained(pipes: Pipes, protocol: str) -> bytes:
     out = b""
     for key, tail in pipes.drain():
         if protocol == "anthropic":
-            delta = {"type": "text_delta", "text": tail}
-            out += _sse(
-                "content_block_delta", {"type": "content_block_delta", "index": key, "delta": delta}
-            )
+            out += _anthropic_delta(key, tail)
         elif protocol == "openai-responses":
             output_index, content_index = key
-            data = {"type": "response.output_text.delta", "output_index": output_index}
-            data |= {"content_index": content_index, "delta": tail}
-            out += _sse("response.output_text.delta", data)
+            fields = {"output_index": output_index, "content_index": content_index}
+            out += _responses_delta(fields, tail)
         else:
             chunk = {
                 "object": "chat.completion.chunk",
@@ -232,45 +228,52 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
 
 def _anthropic(data: dict[str, Any], pipes: Pipes) -> tuple[bool, bytes]:
     kind = data.get("type")
-    pipe = pipes(data.get("index", 0))
+    index = data.get("index", 0)
     if kind == "content_block_delta":
         delta = data.get("delta")
         if isinstance(delta, dict) and delta.get("type") == "text_delta":
-            text = delta.get("text")
-            if isinstance(text, str):
-                new = pipe.feed(text)
-                if new != text:
-                    delta["text"] = new
-                    return True, b""
+            return _feed(delta, "text", pipes(index)), b""
     elif kind == "content_block_stop":
-        tail = pipe.flush()
-        if tail:
-            block = {"type": "text_delta", "text": tail}
-            extra = {"type": "content_block_delta", "index": data.get("index", 0), "delta": block}
-            return False, _sse("content_block_delta", extra)
+        tail = pipes(index).flush()
+        return False, _anthropic_delta(index, tail) if tail else b""
     return False, b""
+
+
+def _feed(container: dict[str, Any], key: str, pipe: TextPipe) -> bool:
+    """`container[key]` through `pipe`; whether it changed."""
+    text = container.get(key)
+    if not isinstance(text, str):
+        return False
+    new = pipe.feed(text)
+    if new == text:
+        return False
+    container[key] = new
+    return True
+
+
+def _anthropic_delta(index: Any, text: str) -> bytes:
+    delta = {"type": "text_delta", "text": text}
+    return _sse(
+        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+    )
+
+
+def _responses_delta(fields: dict[str, Any], text: str) -> bytes:
+    data = {"type": "response.output_text.delta", **fields, "delta": text}
+    return _sse("response.output_text.delta", data)
 
 
 def _responses(data: dict[str, Any], pipes: Pipes) -> tuple[bool, bytes]:
     kind = data.get("type")
     pipe = pipes((data.get("output_index", 0), data.get("content_index", 0)))
     if kind == "response.output_text.delta":
-        text = data.get("delta")
-        if isinstance(text, str):
-            new = pipe.feed(text)
-            if new != text:
-                data["delta"] = new
-                return True, b""
+        return _feed(data, "delta", pipe), b""
     elif kind == "response.output_text.done":
         tail = pipe.flush()
         extra = b""
         if tail:
             keys: tuple[str, ...] = ("item_id", "output_index", "content_index")
-            delta: dict[str, Any] = {k: data[k] for k in keys if k in data}
-            extra = _sse(
-                "response.output_text.delta",
-                {"type": "response.output_text.delta", **delta, "delta": tail},
-            )
+            extra = _responses_delta({k: data[k] for k in keys if k in data}, tail)
         text = data.get("text")
         if isinstance(text, str):
             data["text"] = pipe.whole(text)
