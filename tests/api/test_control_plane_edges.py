@@ -154,3 +154,24 @@ def test_kept_bodies_never_hold_what_a_guard_found_and_hints_never_reach_provide
         _chat(_oai(gw), "hello", metadata={"aicp_task_class": "legal", "team": "a"})
     sent = [r.body for r in _calls(loc)]
     assert sent and sent[0]["metadata"] == {"team": "a"}
+
+
+def test_a_replayed_offline_request_is_simulated_offline(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    import httpx
+
+    ext, loc = ups
+    with GatewayServer(_settings(ext, loc, receipts={"bodies": "full"})) as gw:
+        raw = _chat(_oai(gw), "hello", extra_headers={"x-aicp-mode": "offline"})
+        resp = httpx.post(
+            f"{gw.url}/admin/replay",
+            json={"receipt_id": raw.headers["x-aicp-receipt-id"]},
+            headers={"authorization": f"Bearer {MASTER}"},
+        )
+        assert resp.status_code == 200, resp.text
+        after = resp.json()["replay"]
+        assert after["served"] == "loc/small-model"
+        policy = dict(after["decisions"])["policy"]
+        assert policy["forbidden"] == {"ext/big-model": ["offline-local-only"]}
+    assert not _calls(ext)

@@ -93,6 +93,9 @@ async def run_simulate(
     ex = Exchange(request_id({}), protocol, operation, {}, headers)
     ex.labels["replay_of"] = original["id"]
     ex.raw = raw
+    # Decided as live traffic would be today: offline when the gateway or the original was.
+    original_offline = (original.get("classification") or {}).get("offline") is True
+    ex.offline = state.settings.mode == "offline" or original_offline
     try:
         body = parse_json(raw)
         check(body)

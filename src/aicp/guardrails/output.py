@@ -17,7 +17,7 @@ from aicp.guardrails.base import Detector
 from aicp.guardrails.pii import PiiDetector
 from aicp.guardrails.redact import Placeholders, StreamRedactor, StreamRestorer, redact, restore
 from aicp.guardrails.secrets import SecretsDetector
-from aicp.guardrails.stages import Hit, announce
+from aicp.guardrails.stages import Hit, announce, detector
 from aicp.guardrails.stream import EagerRedactor, TextPipe, rewrite_stream
 from aicp.observability.events import EventBus
 from aicp.plane.exchange import Exchange
@@ -38,9 +38,11 @@ def output_checks(settings: GuardrailSettings) -> list[tuple[Detector, str]]:
     out = settings.output
     checks: list[tuple[Detector, str]] = []
     if out.pii.action not in ("off", "allow"):
-        checks.append((PiiDetector(kinds=out.pii.kinds or None), out.pii.action))
+        pii = detector(PiiDetector, out.pii.kinds, "guardrails.output.pii")
+        checks.append((pii, out.pii.action))
     if out.secrets.action not in ("off", "allow"):
-        checks.append((SecretsDetector(kinds=out.secrets.kinds or None), out.secrets.action))
+        secrets = detector(SecretsDetector, out.secrets.kinds, "guardrails.output.secrets")
+        checks.append((secrets, out.secrets.action))
     return checks
 
 

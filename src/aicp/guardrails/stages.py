@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from aicp.config import GuardrailSettings
-from aicp.errors import GuardrailBlocked
+from aicp.errors import ConfigError, GuardrailBlocked
 from aicp.guardrails.base import Detector, Finding
 from aicp.guardrails.injection import InjectionDetector
 from aicp.guardrails.lists import ListDetector, SizeCap
@@ -51,13 +51,24 @@ def sensitivity_of(finding: Finding) -> str | None:
     return None
 
 
+def detector(factory: type[PiiDetector] | type[SecretsDetector], kinds: list[str], key: str) -> Any:
+    """A PII or secrets detector of the configured kinds; an unknown kind is a config error
+    that names the key."""
+    try:
+        return factory(kinds=kinds or None)
+    except ValueError as exc:
+        raise ConfigError(f"{key}.kinds: {exc}") from None
+
+
 def input_checks(settings: GuardrailSettings) -> list[tuple[Detector, str]]:
     inp = settings.input
     checks: list[tuple[Detector, str]] = []
     if inp.pii.action != "off":
-        checks.append((PiiDetector(kinds=inp.pii.kinds or None), inp.pii.action))
+        pii = detector(PiiDetector, inp.pii.kinds, "guardrails.input.pii")
+        checks.append((pii, inp.pii.action))
     if inp.secrets.action != "off":
-        checks.append((SecretsDetector(kinds=inp.secrets.kinds or None), inp.secrets.action))
+        secrets = detector(SecretsDetector, inp.secrets.kinds, "guardrails.input.secrets")
+        checks.append((secrets, inp.secrets.action))
     if inp.injection.action != "off":
         checks.append((InjectionDetector(threshold=inp.injection.threshold), inp.injection.action))
     if inp.blocklist.action != "off" and inp.blocklist.terms:

@@ -61,25 +61,38 @@ class PolicyWatcher:
 
     def check(self) -> bool:
         """One poll, synchronous: True when a new set was installed."""
+        loaded = self._load()
+        return loaded is not None and self._install(loaded)
+
+    def _load(self) -> PolicySet | ConfigError | None:
+        """The directory's new set (or why it failed), None when nothing changed."""
         now = signature(self.directory)
         if now == self._seen:
-            return False
+            return None
         self._seen = now
         try:
-            policies = PolicySet.load(self.directory, pack=self.pack)
+            return PolicySet.load(self.directory, pack=self.pack)
         except ConfigError as exc:
-            log.warning("policy reload failed, keeping the previous set: %s", exc.message)
+            return exc
+
+    def _install(self, loaded: PolicySet | ConfigError) -> bool:
+        if isinstance(loaded, ConfigError):
+            log.warning("policy reload failed, keeping the previous set: %s", loaded.message)
             if self.on_error is not None:
-                self.on_error(exc.message)
+                self.on_error(loaded.message)
             return False
-        self.engine.replace(policies)
-        log.info("policies reloaded: %d policies from %s", len(policies), self.directory)
+        self.engine.replace(loaded)
+        log.info("policies reloaded: %d policies from %s", len(loaded), self.directory)
         if self.on_reload is not None:
-            self.on_reload(policies)
+            self.on_reload(loaded)
         return True
 
     async def run(self) -> None:
-        """Loop `check()` until cancelled (by the app at shutdown)."""
+        """Poll until cancelled (by the app at shutdown). Files are read, parsed and
+        validated on a thread (a set takes milliseconds, a broken file more); the new
+        set is installed on the loop, where the engine is used."""
         while True:
             await asyncio.sleep(self.interval_s)
-            self.check()
+            loaded = await asyncio.to_thread(self._load)
+            if loaded is not None:
+                self._install(loaded)
