@@ -175,3 +175,24 @@ def test_a_replayed_offline_request_is_simulated_offline(
         policy = dict(after["decisions"])["policy"]
         assert policy["forbidden"] == {"ext/big-model": ["offline-local-only"]}
     assert not _calls(ext)
+
+
+def test_a_secret_inside_an_anthropic_tool_call_input_is_blocked(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    ext, loc = ups
+    with GatewayServer(_settings(ext, loc)) as gw:
+        client = anthropic.Anthropic(base_url=gw.url, api_key=MASTER, max_retries=0)
+        call = {"type": "tool_use", "id": "t1", "name": "login", "input": {"token": SECRET}}
+        result = {"type": "tool_result", "tool_use_id": "t1", "content": "ok"}
+        with pytest.raises(anthropic.BadRequestError):
+            client.messages.create(
+                model="assistant",
+                max_tokens=20,
+                messages=[
+                    {"role": "user", "content": "log in"},
+                    {"role": "assistant", "content": [call]},  # type: ignore[list-item]
+                    {"role": "user", "content": [result]},  # type: ignore[list-item]
+                ],
+            )
+    assert not _calls(ext) and not _calls(loc)

@@ -80,3 +80,25 @@ def test_reply_text_of_each_protocol() -> None:
     assert [s.text for s in reply_slots("anthropic", message)] == ["y"]
     response = {"output": [{"type": "message", "content": [{"type": "output_text", "text": "z"}]}]}
     assert [s.text for s in reply_slots("openai-responses", response)] == ["z"]
+
+
+def test_anthropic_tool_use_input_strings_are_text_and_written_back() -> None:
+    body = {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "t1",
+                        "name": "deploy",
+                        "input": {"env": "prod", "args": ["--token", {"deep": "x"}], "n": 3},
+                    }
+                ],
+            }
+        ]
+    }
+    slots = request_slots("anthropic", "chat", body)
+    assert [s.text for s in slots] == ["prod", "--token", "x"]
+    slots[1].text = "<SECRET_1>"
+    assert body["messages"][0]["content"][0]["input"]["args"][0] == "<SECRET_1>"

@@ -132,3 +132,18 @@ def _anthropic_content(message: dict[str, Any]) -> Iterator[Slot]:
             yield Slot(block, "text")
         elif kind == "tool_result":
             yield from _parts(block, "content")
+        elif kind == "tool_use":
+            yield from _nested(block, "input")
+
+
+def _nested(container: Any, key: Any, depth: int = 0) -> Iterator[Slot]:
+    """Every string inside a JSON value (a tool call's input), however deep (to a limit)."""
+    value = container[key]
+    if isinstance(value, str):
+        yield Slot(container, key)
+    elif depth < 16 and isinstance(value, dict):
+        for k in value:
+            yield from _nested(value, k, depth + 1)
+    elif depth < 16 and isinstance(value, list):
+        for i in range(len(value)):
+            yield from _nested(value, i, depth + 1)
