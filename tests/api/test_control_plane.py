@@ -256,6 +256,7 @@ def test_simulate_mode_never_calls_the_upstream(
     ).json()
     assert denied["outcome"]["status"] == 403
     assert denied["outcome"]["error"]["code"] == "policy_denied"
+    assert denied["route"] == {"chosen": None, "fallbacks": [], "forced": False}
     assert all(not _calls(up) for up in ups)
     receipt = _receipt(gw, by_endpoint.json()["receipt_id"])
     assert receipt["mode"] == "simulate"

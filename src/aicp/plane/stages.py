@@ -83,7 +83,7 @@ class RouteStage:
                 )
             if ex.route is None or not ex.route.forced:  # the policy stage resolved it
                 ex.route = self.router.forced(forced)
-        else:
+        elif ex.route is None or ex.route.forced:  # no policy stage ran (or it saw no force)
             ex.route = self.router.resolve(ex.model)
         decision = ex.decision
         if decision is not None and not ex.route.forced:

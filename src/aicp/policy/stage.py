@@ -145,7 +145,9 @@ class PolicyStage:
             ex.route = self.router.forced(forced)
             candidates = ex.route.chain
         else:
-            candidates = self.router.resolve(ex.model).chain
+            # Resolved once, here, for the route stage too: it keeps what is allowed.
+            ex.route = self.router.resolve(ex.model)
+            candidates = ex.route.chain
         routes = [route_facts(d) for d in candidates]
         ex.bypass = bypass
         request = await self._request_facts(ex, bypass, asked)
@@ -204,6 +206,7 @@ class PolicyStage:
         )
         denied = {n: ids for n, (ok, ids) in verdicts.items() if not ok}
         if denied:
+            ex.route = None
             name, ids = next(iter(denied.items()))
             if self.events.wants("policy.denied"):
                 data = {"model": ex.model[:MODEL_CHARS], "tools": sorted(denied)}
@@ -278,6 +281,7 @@ class PolicyStage:
         return facts
 
     def _denied(self, ex: Exchange, decision: Decision) -> None:
+        ex.route = None  # nothing was routed (the receipt and a simulation say so)
         ids = sorted({i for ids in decision.forbidden.values() for i in ids})
         if self.events.wants("policy.denied"):
             data = {"model": ex.model[:MODEL_CHARS], "forbidden": decision.as_dict()["forbidden"]}
