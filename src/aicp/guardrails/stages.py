@@ -114,7 +114,7 @@ class GuardInput:
         redacted = apply_redactions(ex)
         result = "blocked" if blocked else "redacted" if redacted else "flagged"
         ex.trace.append(("guard_input", _record(hits, result)))
-        self._announce(ex, hits, "input")
+        announce(self.events, ex, hits, "input")
         if blocked:
             detector = blocked[0].finding.detector
             kinds = sorted({h.finding.kind for h in blocked if h.finding.detector == detector})
@@ -140,9 +140,6 @@ class GuardInput:
                         continue
                     hits.append(Hit(i, f, action))
         return hits
-
-    def _announce(self, ex: Exchange, hits: list[Hit], where: str) -> None:
-        announce(self.events, ex, hits, where)
 
 
 def announce(events: EventBus, ex: Exchange, hits: list[Hit], where: str) -> None:

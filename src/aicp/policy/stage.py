@@ -242,7 +242,7 @@ class PolicyStage:
         if engine is None:
             return False
         reads = engine.policies.reads
-        return reads.context_whole or bool(_BUDGET_FACTS & set(reads.context_attrs))
+        return reads.context_whole or not _BUDGET_FACTS.isdisjoint(reads.context_attrs)
 
     async def _budget(self, ex: Exchange) -> tuple[int, int]:
         """The tightest applicable budget: micro-dollars left and the percentage left.
