@@ -196,3 +196,45 @@ def test_a_secret_inside_an_anthropic_tool_call_input_is_blocked(
                 ],
             )
     assert not _calls(ext) and not _calls(loc)
+
+
+def test_a_streamed_secret_is_in_the_receipt_and_a_block_cuts_the_stream(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    ext, loc = ups
+    key = "AKIAIOSFODNN7EXAMPLE"
+    ext.reply = f"Here it is: {key} and then more words after it"
+    guard = {"output": {"secrets": {"action": "redact"}}}
+    with GatewayServer(_settings(ext, loc, guardrails=guard)) as gw:
+        with _oai(gw).chat.completions.with_streaming_response.create(
+            model="assistant", messages=[{"role": "user", "content": "key?"}], stream=True
+        ) as resp:
+            receipt_id = resp.headers["x-aicp-receipt-id"]
+            text = "".join(c.choices[0].delta.content or "" for c in resp.parse() if c.choices)
+        assert key not in text and text.endswith("more words after it")
+        receipt = _receipt(gw, receipt_id)
+        record = receipt["guardrails"][-1]  # after the input guard's
+        assert record["result"] == "redacted" and record["stream"] is True
+        assert [(f["kind"], f["action"]) for f in record["findings"]] == [
+            ("aws_access_key", "redact")
+        ]
+        assert key not in str(receipt)
+    guard = {"output": {"secrets": {"action": "block"}}}
+    with GatewayServer(_settings(ext, loc, guardrails=guard)) as gw:
+        stream = _oai(gw).chat.completions.create(
+            model="assistant", messages=[{"role": "user", "content": "key?"}], stream=True
+        )
+        seen = ""
+        with pytest.raises(openai.APIError) as caught:
+            for chunk in stream:
+                seen += "".join(c.delta.content or "" for c in chunk.choices)
+        assert "secrets output guardrail" in caught.value.message
+        assert key not in seen and "more words" not in seen
+        receipt_id = stream.response.headers["x-aicp-receipt-id"]
+        receipt = _receipt(gw, receipt_id)
+        assert receipt["error"]["code"] == "guardrail_blocked"
+        assert receipt["guardrails"][-1]["result"] == "blocked"
+        with admin_client(gw.url, MASTER) as admin:
+            view = admin.get("/v1/providers/health").json()["deployments"]["ext/big-model"]
+    # A guardrail's cut is not the upstream's failure.
+    assert view["window_failures"] == 0 and view["window_requests"] == 1

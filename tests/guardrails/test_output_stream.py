@@ -156,3 +156,24 @@ async def test_choices_of_one_stream_are_guarded_apart() -> None:
         for choice in chunk["choices"]:
             texts[choice["index"]] += choice["delta"].get("content") or ""
     assert texts == {0: f"to {EMAIL} now", 1: f"to {EMAIL} now"}
+
+
+def test_the_stream_redactor_records_each_finding_once_where_it_arrived() -> None:
+    key = "AKIAIOSFODNN7EXAMPLE"
+    text = "first " + "x " * 100 + f"then {key} and " + "y " * 100 + f"again {key}."
+    redactor = StreamRedactor([SecretsDetector()], Placeholders(), window=64)
+    out = "".join(redactor.feed(text[i : i + 7]) for i in range(0, len(text), 7))
+    out += redactor.flush()
+    assert key not in out
+    starts = [f.start for f in redactor.found]
+    assert starts == [text.index(key), text.rindex(key)]
+    assert all(text[f.start : f.end] == key for f in redactor.found)
+
+
+def test_a_flagged_detector_is_recorded_but_not_redacted() -> None:
+    key = "AKIAIOSFODNN7EXAMPLE"
+    redactor = StreamRedactor([SecretsDetector()], Placeholders())
+    redactor.redacting = frozenset()
+    out = redactor.feed(f"the key {key} is here ") + redactor.flush()
+    assert out == f"the key {key} is here "
+    assert [f.kind for f in redactor.found] == ["aws_access_key"]

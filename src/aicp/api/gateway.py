@@ -29,7 +29,13 @@ from aicp.api.asgi import (
     send_bytes,
 )
 from aicp.api.errors import error_body, stream_error_event
-from aicp.errors import AicpError, InvalidRequest, ReceiptNotRecorded, UpstreamUnavailable
+from aicp.errors import (
+    AicpError,
+    GuardrailBlocked,
+    InvalidRequest,
+    ReceiptNotRecorded,
+    UpstreamUnavailable,
+)
 from aicp.plane.announce import emit_for
 from aicp.plane.exchange import Exchange
 from aicp.plane.outcome import outcome
@@ -255,6 +261,11 @@ class Endpoint:
             else:
                 if encoder is not None:
                     close = encoder.close()
+        except GuardrailBlocked as err:
+            # The gateway's own decision (guardrails/output.py): the upstream did nothing
+            # wrong, so its breaker hears a success; the receipt carries the error.
+            close = stream_error_event(err, ex.protocol, _next_sequence(encoder))
+            ex.error = err
         except AicpError as err:
             close = stream_error_event(err, ex.protocol, _next_sequence(encoder))
             ex.trace.append(("execute", {"stream_error": err.message}))

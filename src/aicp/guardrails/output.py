@@ -98,23 +98,75 @@ class GuardOutput:
 
     def _wrap(self, ex: Exchange) -> None:
         detectors = [d for d, _ in self.checks]
+        actions = {d.name: a for d, a in self.checks}
+        redacting = frozenset(n for n, a in actions.items() if a in ("redact", "block"))
         # Secrets are words: release at every word. PII may span words (a phone number
         # with spaces): hold back a window of text.
         kind = EagerRedactor if all(d.name == "secrets" for d in detectors) else StreamRedactor
         own = OutputPlaceholders()  # the output's own redactions, shared by every choice
         held = ex.placeholders if self.restore else None
+        redactors: list[StreamRedactor] = []
 
         def make() -> TextPipe:
-            redactor = kind(detectors, own, window=128) if detectors else None
+            redactor = None
+            if detectors:
+                redactor = kind(detectors, own, window=128)
+                redactor.redacting = redacting
+                redactors.append(redactor)
             return TextPipe(redactor, StreamRestorer(held) if held is not None else None)
 
         upstream = ex.upstream
         assert upstream is not None and ex.chunks is not None
         protocol = ex.protocol if upstream.passthrough else "canonical"
         first = ex.first
-        ex.chunks, ex.first = rewrite_stream(_prepend(first, ex.chunks), protocol, make), None
-        record = {"stream": True, "redact": bool(detectors), "restore": held is not None}
+        rewritten = rewrite_stream(_prepend(first, ex.chunks), protocol, make)
+        record: dict[str, object] = {
+            "stream": True,
+            "redact": bool(redacting),
+            "restore": held is not None,
+            "result": "clean",
+        }
         ex.trace.append(("guard_output", record))
+        if detectors:
+            rewritten = self._watch(ex, rewritten, redactors, actions, record)
+        ex.chunks, ex.first = rewritten, None
+
+    async def _watch(
+        self,
+        ex: Exchange,
+        items: AsyncIterator[bytes | Json],
+        redactors: list[StreamRedactor],
+        actions: dict[str, str],
+        record: dict[str, object],
+    ) -> AsyncIterator[bytes | Json]:
+        """The rewritten stream, watched for what its redactors found: a `block` finding
+        ends the stream before the piece that holds it (the client gets the stream's error
+        event); at the end the findings go into the receipt and `guardrail.triggered`."""
+        checked = 0
+        try:
+            async for item in items:
+                total = sum(len(r.found) for r in redactors)
+                if total > checked:
+                    checked = total
+                    blocked = [
+                        f for r in redactors for f in r.found if actions.get(f.detector) == "block"
+                    ]
+                    if blocked:
+                        raise GuardrailBlocked(
+                            f"the response was cut short by the {blocked[0].detector} "
+                            "output guardrail",
+                            param=blocked[0].detector,
+                        )
+                yield item
+        finally:
+            hits = [
+                Hit(i, f, actions.get(f.detector, "flag"))
+                for i, r in enumerate(redactors)
+                for f in r.found
+            ]
+            if hits:
+                record.update(_record(hits))
+                announce(self.events, ex, hits, "output")
 
 
 async def _prepend(
@@ -127,7 +179,9 @@ async def _prepend(
 
 
 def _record(hits: list[Hit]) -> dict[str, object]:
+    actions = {h.action for h in hits}
+    result = "blocked" if "block" in actions else "redacted" if "redact" in actions else "flagged"
     return {
-        "result": "blocked" if any(h.action == "block" for h in hits) else "redacted",
+        "result": result,
         "findings": [{**h.finding.as_dict(), "slot": h.slot, "action": h.action} for h in hits],
     }

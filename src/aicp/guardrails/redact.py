@@ -133,7 +133,13 @@ class StreamRedactor:
         self.detectors = tuple(d for d in detectors if d.name in _REDACTED_DETECTORS)
         self.placeholders = placeholders
         self.window = window
+        #: The detectors whose findings are replaced; the others' are only recorded (a
+        #: `flag` action). None: all of them.
+        self.redacting: frozenset[str] | None = None
+        #: Every finding released so far, its span in the stream's text as it arrived.
+        self.found: list[Finding] = []
         self._context = ""  # released text the detectors still see, for context
+        self._base = 0  # where `_context` starts in the stream's text
         self._pending = ""
 
     def feed(self, piece: str) -> str:
@@ -149,12 +155,22 @@ class StreamRedactor:
         text = self._context + self._pending
         done = len(self._context)
         found = [f for d in self.detectors for f in d.scan(text)]
-        spans = [s for s in _merge(found, len(text)) if s.end > done]
+        only = self.redacting
+        applied = found if only is None else [f for f in found if f.detector in only]
+        spans = [s for s in _merge(applied, len(text)) if s.end > done]
         cut = len(text) if final else self._cut(text, done, spans)
         if cut <= done:
             return ""
+        base = self._base
+        for f in found:  # a finding is released once: with the piece its end is in
+            if done < f.end <= cut:
+                self.found.append(
+                    Finding(f.detector, f.kind, base + f.start, base + f.end, f.confidence)
+                )
         released = _apply(text, done, cut, spans, self.placeholders)
-        self._context = text[max(0, cut - self.window) : cut]
+        start = max(0, cut - self.window)
+        self._context = text[start:cut]
+        self._base = base + start
         self._pending = text[cut:]
         return released
 
