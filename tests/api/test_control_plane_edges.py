@@ -238,3 +238,17 @@ def test_a_streamed_secret_is_in_the_receipt_and_a_block_cuts_the_stream(
             view = admin.get("/v1/providers/health").json()["deployments"]["ext/big-model"]
     # A guardrail's cut is not the upstream's failure.
     assert view["window_failures"] == 0 and view["window_requests"] == 1
+
+
+def test_a_teams_trust_cap_lowers_its_keys_trust_at_once(gw_plain: GatewayServer) -> None:
+    with admin_client(gw_plain.url, MASTER) as admin:
+        team = admin.post("/admin/teams", json={"name": "contractors"}).json()
+        key = make_key(admin, team_id=team["id"], trust_level=3)["key"]
+        first = _chat(_oai(gw_plain, key), "hello")
+        trust = _receipt(gw_plain, first.headers["x-aicp-receipt-id"])["classification"]["trust"]
+        assert trust == 3
+        resp = admin.patch(f"/admin/teams/{team['id']}", json={"metadata": {"max_trust_level": 1}})
+        assert resp.status_code == 200, resp.text
+        second = _chat(_oai(gw_plain, key), "hello")
+    receipt = _receipt(gw_plain, second.headers["x-aicp-receipt-id"])
+    assert receipt["classification"]["trust"] == 1 and receipt["principal"]["trust_level"] == 1

@@ -57,8 +57,19 @@ async def bump(conn: AsyncConnection) -> None:
         await conn.execute(state_versions.insert().values(name=VERSION_NAME, version=1))
 
 
+def trust_cap(metadata: Any) -> int | None:
+    """A team's or user's `max_trust_level` (metadata): no key of theirs trusts more."""
+    value = metadata.get("max_trust_level") if isinstance(metadata, dict) else None
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value if ok else None
+
+
 def principal_of(row: Any) -> Principal:
     role = row.user_role or "member"
+    trust = row.trust_level
+    for cap in (trust_cap(row.team_meta), trust_cap(row.user_meta)):
+        if cap is not None:
+            trust = min(trust, cap)
     team_id = row.team_id or row.user_team
     user_rpm, user_tpm = limits_from_metadata(row.user_meta)
     team_rpm, team_tpm = limits_from_metadata(row.team_meta)
@@ -76,7 +87,7 @@ def principal_of(row: Any) -> Principal:
         models=tuple(row.models or ()),
         rpm=row.rpm,
         tpm=row.tpm,
-        trust_level=row.trust_level,
+        trust_level=trust,
         is_admin=bool(row.is_admin) or role == "admin",
         can_force_routes=bool(row.can_force_routes),
         metadata=dict(row.metadata or {}),
