@@ -112,6 +112,11 @@ def test_validate_good_file(tmp_path: Path, clean_env: None) -> None:
         ("aliases:\n  a: b\n  b: a\n", ["alias cycle"]),
         ("providers:\n  x:\n    type: no-such-type\n", ["unknown type 'no-such-type'"]),
         ("server: [\n", ["invalid YAML"]),
+        (
+            "guardrails:\n  input:\n    pii: {action: redact, kinds: [email, shoe_size]}\n",
+            ["guardrails.input.pii.kinds", "shoe_size"],
+        ),
+        ("policy:\n  dir: /nonexistent/aicp-policies\n", ["/nonexistent/aicp-policies"]),
     ],
 )
 def test_validate_bad_file(tmp_path: Path, clean_env: None, text: str, words: list[str]) -> None:

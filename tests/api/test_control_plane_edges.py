@@ -252,3 +252,21 @@ def test_a_teams_trust_cap_lowers_its_keys_trust_at_once(gw_plain: GatewayServer
         second = _chat(_oai(gw_plain, key), "hello")
     receipt = _receipt(gw_plain, second.headers["x-aicp-receipt-id"])
     assert receipt["classification"]["trust"] == 1 and receipt["principal"]["trust_level"] == 1
+
+
+def test_a_policys_redact_names_a_kind_and_only_that_kind_is_redacted(
+    ups: tuple[FakeUpstream, FakeUpstream], tmp_path: Any
+) -> None:
+    ext, loc = ups
+    (tmp_path / "redact.cedar").write_text(
+        '@id("mask-email")\n@redact("email")\n'
+        'permit(principal, action == Aicp::Action::"route", resource);\n'
+    )
+    guard = {"input": {"pii": {"action": "flag"}}}
+    settings = _settings(ext, loc, guardrails=guard, policy={"dir": str(tmp_path)})
+    with GatewayServer(settings) as gw:
+        raw = _chat(_oai(gw), "Mail jane.doe@example.com or call +1 415 555 0134 today")
+        assert raw.http_response.status_code == 200
+    sent = _sent_texts(ext) + _sent_texts(loc)
+    assert "jane.doe@example.com" not in sent and "<EMAIL_1>" in sent
+    assert "+1 415 555 0134" in sent  # flagged only: no policy asked for phones

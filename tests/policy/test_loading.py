@@ -103,3 +103,12 @@ def test_annotations_are_read(tmp_path: Path) -> None:
     assert policy.redactions == {"pii", "email"}
     assert policy.constraints == ("eu-only",)
     assert policy.effect == "forbid" and policy.actions is None
+
+
+def test_redact_must_name_a_detector_with_spans(tmp_path: Path) -> None:
+    text = '@id("r")\n@redact("pii, emails")\npermit(principal, action, resource);\n'
+    message = load_error({"r.cedar": text}, tmp_path)
+    assert "line 1: policy 'r': @redact names unknown detectors emails" in message
+    assert "known: blocklist, pii, secrets" in message
+    (tmp_path / "r.cedar").write_text(text.replace("pii, emails", "secrets, email"))
+    assert PolicySet.load(tmp_path, pack=False).policies["r"].redactions == {"email", "secrets"}

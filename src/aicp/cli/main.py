@@ -146,6 +146,9 @@ def config_validate(file: Path) -> None:
     import asyncio
 
     from aicp.config import load_settings
+    from aicp.guardrails.output import output_checks
+    from aicp.guardrails.stages import input_checks
+    from aicp.policy.policyset import PolicySet
     from aicp.providers import registry
     from aicp.providers.http import HttpClient
     from aicp.routing.router import Router
@@ -159,10 +162,21 @@ def config_validate(file: Path) -> None:
             router = Router(settings, providers, catalog)
         finally:
             await http.aclose()
+        # What the gateway builds at start-up from the rest of the file: detector kinds,
+        # the policy set (the pack and `policy.dir`, against the schema).
+        input_checks(settings.guardrails)
+        output_checks(settings.guardrails)
+        policies = ""
+        if settings.policy.enabled:
+            loaded = PolicySet.load(
+                Path(settings.policy.dir) if settings.policy.dir else None,
+                pack=settings.policy.pack,
+            )
+            policies = f", {len(loaded.ids)} policies"
         return (
             f"{file}: ok ({len(settings.providers)} providers, {len(settings.models)} models, "
             f"{len(settings.aliases)} aliases, {len(settings.groups)} groups; "
-            f"{len(router.model_names())} names served)"
+            f"{len(router.model_names())} names served{policies})"
         )
 
     try:

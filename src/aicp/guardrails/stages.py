@@ -186,11 +186,12 @@ def apply_redactions(ex: Exchange) -> int:
     return sum(len(f) for f in by_slot.values())
 
 
-def redact_more(ex: Exchange, detectors: frozenset[str]) -> int:
-    """Redactions a policy requires: the findings of these detectors, redacted too."""
+def redact_more(ex: Exchange, names: frozenset[str]) -> int:
+    """Redactions a policy requires: the findings of these detectors or kinds, redacted too."""
     changed = False
     for h in ex.hits:
-        if h.action != "redact" and h.finding.detector in detectors:
+        f = h.finding
+        if h.action != "redact" and (f.detector in names or f.kind in names):
             h.action = "redact"
             changed = True
     return apply_redactions(ex) if changed else 0

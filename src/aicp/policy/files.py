@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 
 import cedarpy
 
+from aicp.guardrails.pii import PiiDetector
+from aicp.guardrails.secrets import SecretsDetector
+
 _ID_ANNOTATION = re.compile(r'@id\s*\(\s*"((?:[^"\\]|\\.)*)"\s*\)')
 _SPLIT = re.compile(r"[\s,]+")
+#: What `@redact` may name: an input detector whose findings have spans to redact, or
+#: one kind of finding of the PII or secrets detector (`email`, `aws_access_key`).
+REDACTABLE = frozenset({"pii", "secrets", "blocklist"}) | PiiDetector.KINDS | SecretsDetector.KINDS
 #: Beyond this many lines a parse error is reported without hunting for its line.
 _LOCATE_MAX_LINES = 2000
 
@@ -56,6 +62,14 @@ def parse_file(source: str, text: str, schema: cedarpy.Schema) -> tuple[list[Pol
         if policy is None:
             errors.append(f"{source}: policy #{n} in the file has no @id(...)")
             continue
+        unknown = sorted(policy.redactions - REDACTABLE)
+        if unknown:
+            where = f"{source}: line {policy.line}" if policy.line else source
+            errors.append(
+                f"{where}: policy {policy.id!r}: @redact names unknown detectors "
+                f"{', '.join(unknown)} (known: blocklist, pii, secrets and the kinds of "
+                "pii and secrets in docs/guardrails.md)"
+            )
         positional[cedar_id] = policy.id
         policies.append(policy)
     if not errors:
