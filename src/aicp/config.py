@@ -17,8 +17,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aicp.errors import ConfigError
+from aicp.memory.settings import (
+    CacheSettings,
+    CompressionSettings,
+    LearningSettings,
+    MemorySettings,
+)
 
-Strategy = Literal["priority", "weighted", "least_latency", "lowest_cost"]
+Strategy = Literal["priority", "weighted", "least_latency", "lowest_cost", "learned"]
 
 
 class _Strict(BaseModel):
@@ -244,6 +250,10 @@ class Settings(_Strict):
     trust: TrustSettings = Field(default_factory=TrustSettings)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    compression: CompressionSettings = Field(default_factory=CompressionSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
     #: Where the settings came from, for messages.
     source: str = "<defaults>"
 

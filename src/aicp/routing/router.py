@@ -53,6 +53,8 @@ class Route:
     forced: bool = False
     #: A forced route an admin sent although the policies forbid it.
     overridden: bool = False
+    #: The strategy of the entry the client named (`learned` is applied by the route stage).
+    strategy: str = "priority"
 
     def describe(self) -> list[str]:
         return [d.key for d in self.chain]
@@ -88,6 +90,9 @@ STRATEGIES: dict[str, Order] = {
     "weighted": _weighted_shuffle,
     "least_latency": _least_latency,
     "lowest_cost": _lowest_cost,
+    # Ordered by the route stage from route memory (routing/learned.py), among the routes
+    # the policies allow; until then (and without route memory) by priority.
+    "learned": _priority,
 }
 
 
@@ -219,7 +224,7 @@ class Router:
                 if d.key not in seen:
                     seen.add(d.key)
                     chain.append(d)
-        return Route(name, chain)
+        return Route(name, chain, strategy=entry.strategy)
 
     def forced(self, name: str) -> Route:
         entry = self._resolve_entry(name, set())

@@ -238,3 +238,115 @@ receipt_bodies = Table(
 
 #: The tables whose rows may never change or go (the triggers of migration 0002).
 APPEND_ONLY = ("receipts", "receipt_nodes", "receipt_checkpoints")
+
+
+# --- memory: caches, project memory, route memory, feedback (migration 0003) ---
+
+
+def _seq() -> Column:  # type: ignore[type-arg]
+    return Column(
+        "seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
+#: Cached answers. `lookup` is the exact key (SHA-256 of the canonical request) or, for
+#: the semantic cache, the fingerprint of everything but the question; `reply` is the
+#: answer as an OpenAI chat completion (JSON), whatever protocol it was asked in.
+cache_entries = Table(
+    "cache_entries",
+    metadata,
+    _seq(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # "exact" | "semantic"
+    Column("lookup", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("deployment", String(200), nullable=False),
+    Column("sensitivity", String(16), nullable=False),
+    Column("team_id", String(64), nullable=True),
+    Column("user_id", String(64), nullable=True),
+    Column("key_id", String(64), nullable=True),
+    Column("receipt_id", String(64), nullable=False),
+    Column("reply", LargeBinary, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cost_micros", BigInteger, nullable=False),
+    Column("vector", LargeBinary, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_cache_entries_lookup", "lookup"),
+    Index("ix_cache_entries_expires", "expires_at"),
+)
+
+#: What `DELETE /admin/cache/...` removed, so every process drops it from its index.
+cache_invalidations = Table(
+    "cache_invalidations",
+    metadata,
+    _seq(),
+    Column("entry_id", String(40), nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("user_id", String(64), nullable=True),
+    Column("key_id", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+#: Hits, misses and savings, one row per (gateway process, model): summed when read.
+cache_stats = Table(
+    "cache_stats",
+    metadata,
+    Column("origin", String(64), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("hits", BigInteger, nullable=False, default=0),
+    Column("misses", BigInteger, nullable=False, default=0),
+    Column("tokens_saved", BigInteger, nullable=False, default=0),
+    Column("cost_saved_micros", BigInteger, nullable=False, default=0),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: Project and global memory: append-only, one row per version of an entry.
+memory_entries = Table(
+    "memory_entries",
+    metadata,
+    _seq(),
+    Column("id", String(40), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("project_id", String(64), nullable=True),  # NULL: global memory
+    Column("kind", String(32), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("text", String, nullable=False),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("author", String(200), nullable=True),
+    Column("retired", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("id", "version", name="uq_memory_entries_id_version"),
+    Index("ix_memory_entries_project", "project_id", "created_at"),
+)
+
+#: Route memory: each process's decayed outcome sums per (task class, route), merged
+#: by every process (memory/routes.py says how).
+route_memory = Table(
+    "route_memory",
+    metadata,
+    Column("origin", String(64), primary_key=True),
+    Column("task_class", String(64), primary_key=True),
+    Column("route", String(200), primary_key=True),
+    Column("data", JSON, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: `POST /v1/feedback`: a score for the answer of one receipt (append-only).
+feedback = Table(
+    "feedback",
+    metadata,
+    _seq(),
+    Column("receipt_id", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("comment", String(2000), nullable=True),
+    Column("key_id", String(64), nullable=True),
+    Column("task_class", String(64), nullable=True),
+    Column("route", String(200), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_feedback_receipt", "receipt_id"),
+)
+
+#: Tables whose rows may never change or go (triggers of migration 0003).
+MEMORY_APPEND_ONLY = ("memory_entries", "feedback")
