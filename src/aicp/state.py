@@ -40,6 +40,7 @@ from aicp.storage.redis import connect_redis
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from aicp.memory.cache import CacheStore
     from aicp.policy.service import PolicyService
 
 log = logging.getLogger("aicp")
@@ -71,10 +72,14 @@ class AppState:
     metrics: Metrics | None = None
     tracing: Tracing | None = None
     policy: PolicyService | None = None
+    #: The answer cache (memory/cache.py), when any cache is switched on.
+    cache: CacheStore | None = None
 
     async def aclose(self) -> None:
         if self.policy is not None:
             await self.policy.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.http.aclose()
@@ -121,11 +126,13 @@ class Services:
     receipts: ReceiptLog
     tracing: Tracing | None = None
     policy: PolicyService | None = None
+    cache: CacheStore | None = None
 
 
 def build_path(settings: Settings, sv: Services) -> Path:
     from aicp.guardrails.output import GuardOutput
     from aicp.guardrails.stages import GuardInput
+    from aicp.memory.stages import LearnStage, RecallStage
     from aicp.policy.stage import PolicyStage
     from aicp.trust.stage import ClassifyStage
 
@@ -143,7 +150,9 @@ def build_path(settings: Settings, sv: Services) -> Path:
                 sv.events,
                 settings.policy.production_tools,
             ),
-            Passthrough("recall"),
+            RecallStage(sv.cache, settings.cache, sv.router, sv.events)
+            if sv.cache is not None
+            else Passthrough("recall"),
             Passthrough("compress"),
             RouteStage(sv.router, sv.events),
             LimitsStage(sv.limiter, deployment_limits(settings), sv.events),
@@ -156,7 +165,7 @@ def build_path(settings: Settings, sv: Services) -> Path:
             SettleStage(sv.budgets, sv.prices, sv.events),
             MeterStage(sv.limiter),
             RecordStage(sv.receipts, settings.receipts),
-            Passthrough("learn"),
+            LearnStage(sv.cache, settings.cache) if sv.cache is not None else Passthrough("learn"),
         ],
         tracing=sv.tracing,
     )
@@ -229,8 +238,14 @@ async def create_state(
     signer = load_signer(rs.signing_key, settings.storage.data_dir, rs.origin)
     receipts = ReceiptLog(db, signer, rs, events)
     receipts.start()
+    cache = None
+    if settings.cache.exact.anywhere or settings.cache.semantic.anywhere:
+        from aicp.memory.cache import CacheStore
+
+        cache = CacheStore(db, settings.cache)
+        await cache.start()
     services = Services(
-        router, budget, keys, limiter, budgets, prices, events, receipts, tracing, policy
+        router, budget, keys, limiter, budgets, prices, events, receipts, tracing, policy, cache
     )
     path = build_path(settings, services)
     state = AppState(
@@ -250,6 +265,7 @@ async def create_state(
         receipts,
     )
     state.policy = policy
+    state.cache = cache
     if policy is not None:
         policy.start()
     if redis is not None:

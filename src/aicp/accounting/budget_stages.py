@@ -101,6 +101,8 @@ class BudgetStage:
         found = sv.applicable(ex.principal)
         if not found or ex.operation == "count_tokens" or ex.mode == "simulate":
             return
+        if ex.cached is not None:  # answered from the cache: nothing to spend
+            return
         now = sv.clock()
         holds = [sv.hold(b, now) for b in found]
         await sv.prime(found, holds)

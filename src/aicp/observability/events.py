@@ -47,6 +47,10 @@ EVENT_TYPES: dict[str, str] = {
     "key.revoked": "a virtual key was revoked",
     "receipt.checkpoint": "a signed checkpoint of the receipt log was issued",
     "config.reloaded": "configuration or policy files were reloaded",
+    "cache.hit": "the recall stage answered a request from the cache",
+    "compression.applied": "the compress stage sent fewer tokens than the client did",
+    "memory.added": "a project or global memory entry (or a new version of one) was stored",
+    "feedback.received": "a client scored the answer of a receipt",
 }
 
 

@@ -233,6 +233,12 @@ class Metrics:
             "policy.denied": self._blocked,
             "policy.override": self._override,
             "breaker.opened": self._breaker_opened,
+            "cache.hit": lambda e: self.cache_hit(str(e.data.get("kind") or "")),
+            "compression.applied": lambda e: self.compressed(
+                e.model or "",
+                int(e.data.get("tokens_before") or 0),
+                int(e.data.get("tokens_after") or 0),
+            ),
         }
         if multiprocess_dir:
             self._multiprocess_setup(multiprocess_dir)

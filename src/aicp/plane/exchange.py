@@ -161,6 +161,13 @@ class Exchange:
     offline: bool = False
     #: Policy ids an admin bypassed for this request (`x-aicp-policy-bypass`).
     bypass: frozenset[str] = frozenset()
+    #: The recall stage: the exact-cache key (when the cache applies), whether the answer
+    #: may be written to the cache, and the entry that answered (a hit).
+    cache_key: str | None = None
+    cache_write: bool = False
+    cached: Any = None
+    #: The semantic cache's view of the request (memory/cache_key.py), when it applies.
+    semantic: Any = None
 
     @property
     def ttft_ms(self) -> float | None:

@@ -56,6 +56,8 @@ class Execute:
         self.tracing = tracing
 
     async def __call__(self, ex: Exchange) -> None:
+        if ex.cached is not None:  # the recall stage answered it
+            return
         assert ex.route is not None, "the route stage runs before execute"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.deadline_s

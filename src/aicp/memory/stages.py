@@ -1,0 +1,182 @@
+"""Stage 6, recall (the answer cache), and stage 12, learn (what a served answer leaves
+behind: a cache entry, route memory).
+
+A cached answer never crosses a policy boundary: an entry answers only a request
+of the same requested model and sensitivity, within the configured isolation
+(team, user or key), and only when the deployment that produced it is one this
+request's policies allow (docs/caching.md). Requests whose input the guard
+redacted are neither answered from nor written to the cache: their answer holds
+placeholders that are only this caller's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from aicp.memory.answers import CachedStream, cached_reply, completion_of
+from aicp.memory.cache import CacheEntry, CacheStore, new_entry_id
+from aicp.memory.cache_key import exact_key
+from aicp.memory.settings import CacheSettings
+from aicp.observability.events import EventBus
+from aicp.plane.announce import emit_for
+from aicp.plane.exchange import Exchange
+from aicp.routing.router import Router
+
+
+def cache_modes(headers: dict[str, str]) -> tuple[bool, bool]:
+    """(read, write) from `x-aicp-cache: off|read|write|on` and `cache-control`."""
+    read = write = True
+    asked = headers.get("x-aicp-cache")
+    if asked:
+        value = asked.strip().lower()
+        read, write = value in ("on", "read", "read-write"), value in ("on", "write", "read-write")
+    control = headers.get("cache-control")
+    if control:
+        words = {w.strip().lower() for w in control.split(",")}
+        if "no-cache" in words:
+            read = False
+        if "no-store" in words:
+            read = write = False
+    return read, write
+
+
+def _scope_ok(e: CacheEntry, ex: Exchange, isolation: str) -> bool:
+    p = ex.principal
+    if isolation == "team":
+        return e.team_id == p.team_id
+    if isolation == "user":
+        return e.user_id == p.user_id and e.team_id == p.team_id
+    if isolation == "key":
+        return e.key_id == p.key_id
+    return True
+
+
+class RecallStage:
+    name = "recall"
+
+    def __init__(
+        self, store: CacheStore | None, settings: CacheSettings, router: Router, events: EventBus
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.router = router
+        self.events = events
+
+    async def __call__(self, ex: Exchange) -> None:
+        store = self.store
+        if store is None or ex.operation != "chat":
+            return
+        p = ex.principal
+        if not self.settings.exact.applies(ex.model, p.project_id, p.key_id):
+            return
+        if ex.placeholders is not None:
+            ex.trace.append(("recall", {"result": "skipped", "reason": "redacted input"}))
+            return
+        read, write = cache_modes(ex.headers)
+        ex.cache_key = exact_key(ex.protocol, ex.operation, ex.model, ex.body)
+        ex.cache_write = write and ex.mode != "simulate"
+        if not read:
+            ex.trace.append(("recall", {"result": "bypass", "kind": "exact"}))
+            return
+        entry = self._find(ex, store.candidates(ex.cache_key))
+        data = None if entry is None else await store.reply_of(entry)
+        if ex.mode != "simulate":
+            store.count(ex.model, entry if data is not None else None)
+        if entry is None or data is None:
+            ex.trace.append(("recall", {"result": "miss", "kind": "exact"}))
+            return
+        self._answer(ex, entry, orjson.loads(data))
+
+    def _find(self, ex: Exchange, candidates: list[CacheEntry]) -> CacheEntry | None:
+        if not candidates:
+            return None
+        if ex.route is None:  # no policy stage resolved it
+            ex.route = self.router.resolve(ex.model)
+        chain = {d.key for d in ex.route.chain}
+        allowed = ex.decision.allowed if ex.decision is not None else None
+        now = time.time()
+        isolation = self.settings.isolation
+        for e in reversed(candidates):  # the newest first
+            if (
+                e.expires_at > now
+                and e.sensitivity == ex.sensitivity
+                and e.deployment in chain
+                and (allowed is None or e.deployment in allowed)
+                and _scope_ok(e, ex, isolation)
+            ):
+                return e
+        return None
+
+    def _answer(self, ex: Exchange, entry: CacheEntry, completion: Any) -> None:
+        ex.cached = entry
+        ex.cache_write = False
+        record = {
+            "result": "hit",
+            "kind": entry.kind,
+            "entry": entry.id,
+            "original_receipt": entry.receipt_id,
+            "deployment": entry.deployment,
+            "age_s": int(time.time() - entry.created_at),
+            "tokens_saved": entry.prompt_tokens + entry.completion_tokens,
+            "cost_saved_micros": entry.cost_micros,
+        }
+        ex.trace.append(("recall", record))
+        if ex.stream:
+            stream = CachedStream(completion, ex.body)
+            ex.upstream, ex.chunks, ex.first = stream, aiter(stream), None
+        else:
+            ex.reply = cached_reply(completion)
+        if self.events.wants("cache.hit"):
+            data = {"kind": entry.kind, "entry": entry.id, "original_receipt": entry.receipt_id}
+            emit_for(self.events, "cache.hit", ex, data)
+
+
+class LearnStage:
+    """After the response: a served answer goes into the cache (when it may)."""
+
+    name = "learn"
+
+    def __init__(self, store: CacheStore | None, settings: CacheSettings) -> None:
+        self.store = store
+        self.settings = settings
+
+    async def __call__(self, ex: Exchange) -> None:
+        store = self.store
+        if store is not None and ex.cache_write and ex.cache_key is not None:
+            self._remember(store, ex, ex.cache_key)
+
+    def _remember(self, store: CacheStore, ex: Exchange, key: str) -> None:
+        reply, served = ex.reply, ex.served
+        if reply is None or served is None or ex.error is not None or ex.status != 200:
+            return
+        completion = completion_of(reply, served.model)
+        if completion is None:
+            return
+        data = orjson.dumps(completion)
+        if len(data) > self.settings.max_entry_bytes:
+            return
+        p = ex.principal
+        now = time.time()
+        store.put(
+            CacheEntry(
+                id=new_entry_id(),
+                kind="exact",
+                lookup=key,
+                model=ex.model[:200],
+                deployment=served.key[:200],
+                sensitivity=ex.sensitivity,
+                team_id=p.team_id,
+                user_id=p.user_id,
+                key_id=p.key_id,
+                receipt_id=ex.receipt_id,
+                prompt_tokens=ex.usage.prompt_tokens,
+                completion_tokens=ex.usage.completion_tokens,
+                cost_micros=round(ex.cost * 1_000_000),
+                created_at=now,
+                expires_at=now + self.settings.exact.ttl_s,
+                reply=data,
+            )
+        )
