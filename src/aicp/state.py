@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from aicp.memory.cache import CacheStore
+    from aicp.memory.projects import MemoryStore
     from aicp.policy.service import PolicyService
 
 log = logging.getLogger("aicp")
@@ -74,6 +75,8 @@ class AppState:
     policy: PolicyService | None = None
     #: The answer cache (memory/cache.py), when any cache is switched on.
     cache: CacheStore | None = None
+    #: Project and global memory (memory/projects.py).
+    memory: MemoryStore | None = None
 
     async def aclose(self) -> None:
         if self.policy is not None:
@@ -127,6 +130,7 @@ class Services:
     tracing: Tracing | None = None
     policy: PolicyService | None = None
     cache: CacheStore | None = None
+    memory: MemoryStore | None = None
 
 
 def build_path(settings: Settings, sv: Services) -> Path:
@@ -150,9 +154,7 @@ def build_path(settings: Settings, sv: Services) -> Path:
                 sv.events,
                 settings.policy.production_tools,
             ),
-            RecallStage(sv.cache, settings.cache, sv.router, sv.events)
-            if sv.cache is not None
-            else Passthrough("recall"),
+            RecallStage(sv.cache, settings.cache, sv.router, sv.events, sv.memory, settings.memory),
             Passthrough("compress"),
             RouteStage(sv.router, sv.events),
             LimitsStage(sv.limiter, deployment_limits(settings), sv.events),
@@ -244,8 +246,22 @@ async def create_state(
 
         cache = CacheStore(db, settings.cache)
         await cache.start()
+    from aicp.memory.projects import MemoryStore
+
+    memory = MemoryStore(db, settings.memory)
     services = Services(
-        router, budget, keys, limiter, budgets, prices, events, receipts, tracing, policy, cache
+        router,
+        budget,
+        keys,
+        limiter,
+        budgets,
+        prices,
+        events,
+        receipts,
+        tracing,
+        policy,
+        cache,
+        memory,
     )
     path = build_path(settings, services)
     state = AppState(
@@ -266,6 +282,7 @@ async def create_state(
     )
     state.policy = policy
     state.cache = cache
+    state.memory = memory
     if policy is not None:
         policy.start()
     if redis is not None:

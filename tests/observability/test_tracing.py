@@ -50,14 +50,15 @@ def by_kind(spans: tuple[ReadableSpan, ...], kind: SpanKind) -> list[ReadableSpa
     return [s for s in spans if s.kind == kind]
 
 
-#: The stages that decide something today, in path order: each gets a span (the
-#: placeholders of later issues, recall, compress, learn, get none).
+#: The stages that decide something with these settings, in path order: each gets a
+#: span (compress and learn, switched off here, are placeholders and get none).
 TRACED_STAGES = [
     "authenticate",
     "started",
     "classify",
     "guard_input",
     "policy",
+    "recall",
     "route",
     "limits",
     "budget",

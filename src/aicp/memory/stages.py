@@ -19,7 +19,9 @@ import orjson
 from aicp.memory.answers import CachedStream, cached_reply, completion_of
 from aicp.memory.cache import CacheEntry, CacheStore, new_entry_id
 from aicp.memory.cache_key import exact_key
-from aicp.memory.settings import CacheSettings
+from aicp.memory.inject import add_memory, wanted
+from aicp.memory.projects import MemoryStore
+from aicp.memory.settings import CacheSettings, MemorySettings
 from aicp.observability.events import EventBus
 from aicp.plane.announce import emit_for
 from aicp.plane.exchange import Exchange
@@ -58,16 +60,32 @@ class RecallStage:
     name = "recall"
 
     def __init__(
-        self, store: CacheStore | None, settings: CacheSettings, router: Router, events: EventBus
+        self,
+        store: CacheStore | None,
+        settings: CacheSettings,
+        router: Router,
+        events: EventBus,
+        memory: MemoryStore | None = None,
+        memory_settings: MemorySettings | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.router = router
         self.events = events
+        self.memory = memory
+        self.memory_settings = memory_settings or MemorySettings()
 
     async def __call__(self, ex: Exchange) -> None:
+        if ex.operation != "chat":
+            return
+        if self.memory is not None:
+            asked, project = wanted(ex, self.memory_settings.projects)
+            if asked:
+                ms = self.memory_settings
+                record = await add_memory(ex, self.memory, project, ms.max_entries, ms.max_tokens)
+                ex.trace.append(("memory", record))
         store = self.store
-        if store is None or ex.operation != "chat":
+        if store is None:
             return
         p = ex.principal
         if not self.settings.exact.applies(ex.model, p.project_id, p.key_id):

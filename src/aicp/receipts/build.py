@@ -26,6 +26,7 @@ _SECTIONS = {
     "guard_output": "guardrails",
     "policy": "policy",
     "recall": "cache",
+    "memory": "memory",
     "compress": "compression",
 }
 
@@ -130,6 +131,7 @@ def build(
         "policy": sections["policy"],
         "cache": sections["cache"] or [{"result": "off"}],
         "compression": sections["compression"],
+        "memory": sections["memory"],
         "model": ex.model[:200],
         "route": None
         if route is None
