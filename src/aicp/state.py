@@ -134,6 +134,7 @@ class Services:
 
 
 def build_path(settings: Settings, sv: Services) -> Path:
+    from aicp.compress.stage import CompressStage
     from aicp.guardrails.output import GuardOutput
     from aicp.guardrails.stages import GuardInput
     from aicp.memory.stages import LearnStage, RecallStage
@@ -155,7 +156,9 @@ def build_path(settings: Settings, sv: Services) -> Path:
                 settings.policy.production_tools,
             ),
             RecallStage(sv.cache, settings.cache, sv.router, sv.events, sv.memory, settings.memory),
-            Passthrough("compress"),
+            CompressStage(settings.compression, sv.events)
+            if settings.compression.anywhere
+            else Passthrough("compress"),
             RouteStage(sv.router, sv.events),
             LimitsStage(sv.limiter, deployment_limits(settings), sv.events),
             BudgetStage(sv.budgets, sv.prices, sv.events),

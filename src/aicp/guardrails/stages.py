@@ -212,7 +212,8 @@ def scrubbed_request(ex: Exchange) -> bytes:
         for i, findings in by_slot.items():
             slot = ex.slots[i]
             slot.text = redact(ex.originals.get(i, slot.text), findings, Placeholders())
-        return orjson.dumps(ex.body)
+        # The body as the client sent it, not as the compress stage made it.
+        return orjson.dumps(ex.uncompressed if ex.uncompressed is not None else ex.body)
     finally:
         for i, text in current.items():
             ex.slots[i].text = text

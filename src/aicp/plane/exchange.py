@@ -168,6 +168,8 @@ class Exchange:
     cached: Any = None
     #: The semantic cache's view of the request (memory/cache_key.py), when it applies.
     semantic: Any = None
+    #: The body before the compress stage changed it (what receipts keep), else None.
+    uncompressed: Json | None = None
 
     @property
     def ttft_ms(self) -> float | None:

@@ -1,0 +1,1 @@
+"""Tokens saved and facts kept on generated conversations: `python -m aicp.compress.eval`."""

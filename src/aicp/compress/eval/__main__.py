@@ -1,0 +1,5 @@
+import sys
+
+from aicp.compress.eval.runner import main
+
+sys.exit(main())
