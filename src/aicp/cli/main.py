@@ -15,6 +15,7 @@ import typer
 from aicp.cli.db import db_app
 from aicp.cli.http import DEFAULT_URL, KeyOpt, UrlOpt, _fail, _request
 from aicp.cli.keys import keys_app, teams_app
+from aicp.cli.memory import memory_app
 from aicp.cli.policy import policy_app
 from aicp.cli.receipts import receipts_app
 from aicp.cli.route import route_app
@@ -35,6 +36,7 @@ app.command(name="replay")(replay)
 
 app.add_typer(route_app, name="route")
 app.add_typer(policy_app, name="policy")
+app.add_typer(memory_app, name="memory")
 
 
 @app.command()
