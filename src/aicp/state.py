@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from aicp.memory.cache import CacheStore
     from aicp.memory.projects import MemoryStore
+    from aicp.memory.route_service import RouteService
     from aicp.policy.service import PolicyService
 
 log = logging.getLogger("aicp")
@@ -77,12 +78,16 @@ class AppState:
     cache: CacheStore | None = None
     #: Project and global memory (memory/projects.py).
     memory: MemoryStore | None = None
+    #: Route memory and the learned strategy (memory/route_service.py).
+    routes: RouteService | None = None
 
     async def aclose(self) -> None:
         if self.policy is not None:
             await self.policy.aclose()
         if self.cache is not None:
             await self.cache.aclose()
+        if self.routes is not None:
+            await self.routes.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         await self.http.aclose()
@@ -131,6 +136,7 @@ class Services:
     policy: PolicyService | None = None
     cache: CacheStore | None = None
     memory: MemoryStore | None = None
+    routes: RouteService | None = None
 
 
 def build_path(settings: Settings, sv: Services) -> Path:
@@ -159,7 +165,7 @@ def build_path(settings: Settings, sv: Services) -> Path:
             CompressStage(settings.compression, sv.events)
             if settings.compression.anywhere
             else Passthrough("compress"),
-            RouteStage(sv.router, sv.events),
+            RouteStage(sv.router, sv.events, sv.routes),
             LimitsStage(sv.limiter, deployment_limits(settings), sv.events),
             BudgetStage(sv.budgets, sv.prices, sv.events),
             Execute(settings.reliability, sv.budget, sv.events, sv.tracing),
@@ -170,7 +176,7 @@ def build_path(settings: Settings, sv: Services) -> Path:
             SettleStage(sv.budgets, sv.prices, sv.events),
             MeterStage(sv.limiter),
             RecordStage(sv.receipts, settings.receipts),
-            LearnStage(sv.cache, settings.cache) if sv.cache is not None else Passthrough("learn"),
+            LearnStage(sv.cache, settings.cache, sv.routes),
         ],
         tracing=sv.tracing,
     )
@@ -252,6 +258,10 @@ async def create_state(
     from aicp.memory.projects import MemoryStore
 
     memory = MemoryStore(db, settings.memory)
+    from aicp.memory.route_service import RouteService
+
+    routes = RouteService(db, settings.learning)
+    await routes.start()
     services = Services(
         router,
         budget,
@@ -265,6 +275,7 @@ async def create_state(
         policy,
         cache,
         memory,
+        routes,
     )
     path = build_path(settings, services)
     state = AppState(
@@ -286,6 +297,7 @@ async def create_state(
     state.policy = policy
     state.cache = cache
     state.memory = memory
+    state.routes = routes
     if policy is not None:
         policy.start()
     if redis is not None:

@@ -157,9 +157,7 @@ async def search(request: Request) -> Response:
         limit = min(100, max(1, int(params.get("limit", "20"))))
     except ValueError:
         raise RequestError("limit: an integer", status=422, param="limit") from None
-    found = await _store(request).search(
-        params.get("q", ""), projects={project, None}, limit=limit
-    )
+    found = await _store(request).search(params.get("q", ""), projects={project, None}, limit=limit)
     return json_response({"data": [{**e.view(), "score": round(s, 4)} for e, s in found]})
 
 

@@ -13,7 +13,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 Step = Literal["whitespace", "dedupe", "trim", "summarise"]
 DEFAULT_STEPS: tuple[Step, ...] = ("whitespace", "dedupe", "trim")
 

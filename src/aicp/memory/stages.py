@@ -21,6 +21,7 @@ from aicp.memory.cache import CacheEntry, CacheStore, new_entry_id
 from aicp.memory.cache_key import exact_key
 from aicp.memory.inject import add_memory, wanted
 from aicp.memory.projects import MemoryStore
+from aicp.memory.route_service import RouteService
 from aicp.memory.settings import CacheSettings, MemorySettings
 from aicp.observability.events import EventBus
 from aicp.plane.announce import emit_for
@@ -153,18 +154,25 @@ class RecallStage:
 
 
 class LearnStage:
-    """After the response: a served answer goes into the cache (when it may)."""
+    """After the response: a served answer goes into the cache (when it may), and every
+    attempt's outcome into route memory."""
 
     name = "learn"
 
-    def __init__(self, store: CacheStore | None, settings: CacheSettings) -> None:
+    def __init__(
+        self, store: CacheStore | None, settings: CacheSettings, routes: RouteService | None = None
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.routes = routes
 
     async def __call__(self, ex: Exchange) -> None:
         store = self.store
         if store is not None and ex.cache_write and ex.cache_key is not None:
             self._remember(store, ex, ex.cache_key)
+        routes = self.routes
+        if routes is not None and ex.attempts and ex.mode != "simulate":
+            routes.observe(ex)
 
     def _remember(self, store: CacheStore, ex: Exchange, key: str) -> None:
         reply, served = ex.reply, ex.served

@@ -8,13 +8,16 @@ later issue replaces one entry of the list and nothing else.
 from __future__ import annotations
 
 import hmac
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aicp.errors import AuthenticationFailed, PermissionDenied, PolicyDenied
 from aicp.observability.events import EventBus
 from aicp.plane.announce import MODEL_CHARS, emit_for
 from aicp.plane.exchange import Exchange, Principal
 from aicp.routing.router import Router
+
+if TYPE_CHECKING:
+    from aicp.memory.route_service import RouteService
 
 
 class Stage(Protocol):
@@ -70,9 +73,13 @@ class RouteStage:
 
     name = "route"
 
-    def __init__(self, router: Router, events: EventBus | None = None) -> None:
+    def __init__(
+        self, router: Router, events: EventBus | None = None, learned: RouteService | None = None
+    ) -> None:
         self.router = router
         self.events = events or EventBus()
+        #: Orders the routes of a `learned` model or group (memory/route_service.py).
+        self.learned = learned
 
     async def __call__(self, ex: Exchange) -> None:
         forced = ex.headers.get("x-aicp-route")
@@ -102,6 +109,16 @@ class RouteStage:
                     f"the forced route {ex.route.chain[0].key!r} is forbidden by policy"
                 )
             ex.route.overridden = True
+        route = ex.route
+        if (
+            self.learned is not None
+            and route.strategy == "learned"
+            and not route.forced
+            and len(route.chain) > 1
+        ):
+            choice = self.learned.strategy.choose(ex.task_class, route.chain)
+            route.chain = choice.chain
+            ex.trace.append(("learned", choice.evidence()))
         decided = {"model": ex.model, "chain": ex.route.describe(), "forced": ex.route.forced}
         ex.trace.append(("route", decided))
         if self.events.wants("route.decided"):

@@ -1,0 +1,5 @@
+import sys
+
+from aicp.memory.cache_eval.runner import main
+
+sys.exit(main())
