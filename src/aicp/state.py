@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from aicp.memory.cache import CacheStore
     from aicp.memory.projects import MemoryStore
     from aicp.memory.route_service import RouteService
+    from aicp.memory.semantic_layer import SemanticLayer
     from aicp.policy.service import PolicyService
 
 log = logging.getLogger("aicp")
@@ -137,6 +138,7 @@ class Services:
     cache: CacheStore | None = None
     memory: MemoryStore | None = None
     routes: RouteService | None = None
+    semantic: SemanticLayer | None = None
 
 
 def build_path(settings: Settings, sv: Services) -> Path:
@@ -161,7 +163,15 @@ def build_path(settings: Settings, sv: Services) -> Path:
                 sv.events,
                 settings.policy.production_tools,
             ),
-            RecallStage(sv.cache, settings.cache, sv.router, sv.events, sv.memory, settings.memory),
+            RecallStage(
+                sv.cache,
+                settings.cache,
+                sv.router,
+                sv.events,
+                sv.memory,
+                settings.memory,
+                sv.semantic,
+            ),
             CompressStage(settings.compression, sv.events)
             if settings.compression.anywhere
             else Passthrough("compress"),
@@ -176,7 +186,7 @@ def build_path(settings: Settings, sv: Services) -> Path:
             SettleStage(sv.budgets, sv.prices, sv.events),
             MeterStage(sv.limiter),
             RecordStage(sv.receipts, settings.receipts),
-            LearnStage(sv.cache, settings.cache, sv.routes),
+            LearnStage(sv.cache, settings.cache, sv.routes, sv.semantic),
         ],
         tracing=sv.tracing,
     )
@@ -249,11 +259,16 @@ async def create_state(
     signer = load_signer(rs.signing_key, settings.storage.data_dir, rs.origin)
     receipts = ReceiptLog(db, signer, rs, events)
     receipts.start()
-    cache = None
+    cache = semantic = None
     if settings.cache.exact.anywhere or settings.cache.semantic.anywhere:
         from aicp.memory.cache import CacheStore
 
         cache = CacheStore(db, settings.cache)
+        if settings.cache.semantic.anywhere:
+            from aicp.memory.semantic_layer import SemanticLayer
+
+            semantic = await SemanticLayer.create(settings.cache.semantic, router)
+            cache.on_add, cache.on_remove = semantic.indexed, semantic.removed
         await cache.start()
     from aicp.memory.projects import MemoryStore
 
@@ -276,6 +291,7 @@ async def create_state(
         cache,
         memory,
         routes,
+        semantic,
     )
     path = build_path(settings, services)
     state = AppState(

@@ -51,7 +51,7 @@ def by_kind(spans: tuple[ReadableSpan, ...], kind: SpanKind) -> list[ReadableSpa
 
 
 #: The stages that decide something with these settings, in path order: each gets a
-#: span (compress and learn, switched off here, are placeholders and get none).
+#: span (compress, switched off here, is a placeholder and gets none).
 TRACED_STAGES = [
     "authenticate",
     "started",
@@ -67,6 +67,7 @@ TRACED_STAGES = [
     "settle",
     "meter",
     "record",
+    "learn",
 ]
 
 

@@ -51,6 +51,8 @@ class CacheEntry:
     #: The answer as an OpenAI chat completion (JSON); None until read from the database.
     reply: bytes | None = field(default=None, repr=False)
     vector: bytes | None = field(default=None, repr=False)
+    #: A semantic entry's question (the last user turn); None for exact entries.
+    question: str | None = field(default=None, repr=False)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,7 @@ class CacheEntry:
             "completion_tokens": self.completion_tokens,
             "cost_micros": self.cost_micros,
             "vector": self.vector,
+            "question": self.question,
             "created_at": self.created_at,
             "expires_at": self.expires_at,
         }

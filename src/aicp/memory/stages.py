@@ -12,7 +12,7 @@ placeholders that are only this caller's.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -22,8 +22,12 @@ from aicp.memory.cache_key import exact_key
 from aicp.memory.inject import add_memory, wanted
 from aicp.memory.projects import MemoryStore
 from aicp.memory.route_service import RouteService
+from aicp.memory.semantic_layer import SemanticLayer
 from aicp.memory.settings import CacheSettings, MemorySettings
 from aicp.observability.events import EventBus
+
+if TYPE_CHECKING:
+    from aicp.memory.semantic import Evidence
 from aicp.plane.announce import emit_for
 from aicp.plane.exchange import Exchange
 from aicp.routing.router import Router
@@ -68,8 +72,10 @@ class RecallStage:
         events: EventBus,
         memory: MemoryStore | None = None,
         memory_settings: MemorySettings | None = None,
+        semantic: SemanticLayer | None = None,
     ) -> None:
         self.store = store
+        self.semantic = semantic
         self.settings = settings
         self.router = router
         self.events = events
@@ -83,31 +89,68 @@ class RecallStage:
             asked, project = wanted(ex, self.memory_settings.projects)
             if asked:
                 ms = self.memory_settings
-                record = await add_memory(ex, self.memory, project, ms.max_entries, ms.max_tokens)
-                ex.trace.append(("memory", record))
+                added = await add_memory(ex, self.memory, project, ms.max_entries, ms.max_tokens)
+                ex.trace.append(("memory", added))
         store = self.store
         if store is None:
             return
         p = ex.principal
-        if not self.settings.exact.applies(ex.model, p.project_id, p.key_id):
+        exact_on = self.settings.exact.applies(ex.model, p.project_id, p.key_id)
+        layer = self.semantic
+        semantic_on = layer is not None and self.settings.semantic.applies(
+            ex.model, p.project_id, p.key_id
+        )
+        if not (exact_on or semantic_on):
             return
         if ex.placeholders is not None:
             ex.trace.append(("recall", {"result": "skipped", "reason": "redacted input"}))
             return
         read, write = cache_modes(ex.headers)
-        ex.cache_key = exact_key(ex.protocol, ex.operation, ex.model, ex.body)
-        ex.cache_write = write and ex.mode != "simulate"
+        write = write and ex.mode != "simulate"
+        kind = "exact+semantic" if exact_on and semantic_on else "exact" if exact_on else "semantic"
+        if exact_on:
+            ex.cache_key = exact_key(ex.protocol, ex.operation, ex.model, ex.body)
+            ex.cache_write = write
+            if read and await self._try(ex, store, store.candidates(ex.cache_key), None):
+                return
+        evidence = None
+        if semantic_on and layer is not None:
+            req = layer.request(ex)
+            if req is not None:
+                vector = await layer.vector(req)
+                ex.semantic = (req, vector)
+                ex.cache_write = write
+                if read:
+                    evidence = layer.lookup(ex, req, vector, time.time())
+                    found = store.by_id.get(evidence.entry_id or "") if evidence.hit else None
+                    if found is not None and await self._try(ex, store, [found], evidence):
+                        return
         if not read:
-            ex.trace.append(("recall", {"result": "bypass", "kind": "exact"}))
+            ex.trace.append(("recall", {"result": "bypass", "kind": kind}))
             return
-        entry = self._find(ex, store.candidates(ex.cache_key))
-        data = None if entry is None else await store.reply_of(entry)
         if ex.mode != "simulate":
-            store.count(ex.model, entry if data is not None else None)
+            store.count(ex.model, None)
+        record: dict[str, Any] = {"result": "miss", "kind": kind}
+        if evidence is not None:
+            record["semantic"] = evidence.as_dict()
+        ex.trace.append(("recall", record))
+
+    async def _try(
+        self,
+        ex: Exchange,
+        store: CacheStore,
+        candidates: list[CacheEntry],
+        evidence: Evidence | None,
+    ) -> bool:
+        """Answer from the first candidate this request may have; False when none."""
+        entry = self._find(ex, candidates)
+        data = None if entry is None else await store.reply_of(entry)
         if entry is None or data is None:
-            ex.trace.append(("recall", {"result": "miss", "kind": "exact"}))
-            return
-        self._answer(ex, entry, orjson.loads(data))
+            return False
+        if ex.mode != "simulate":
+            store.count(ex.model, entry)
+        self._answer(ex, entry, orjson.loads(data), evidence)
+        return True
 
     def _find(self, ex: Exchange, candidates: list[CacheEntry]) -> CacheEntry | None:
         if not candidates:
@@ -129,10 +172,12 @@ class RecallStage:
                 return e
         return None
 
-    def _answer(self, ex: Exchange, entry: CacheEntry, completion: Any) -> None:
+    def _answer(
+        self, ex: Exchange, entry: CacheEntry, completion: Any, evidence: Evidence | None
+    ) -> None:
         ex.cached = entry
         ex.cache_write = False
-        record = {
+        record: dict[str, Any] = {
             "result": "hit",
             "kind": entry.kind,
             "entry": entry.id,
@@ -142,6 +187,8 @@ class RecallStage:
             "tokens_saved": entry.prompt_tokens + entry.completion_tokens,
             "cost_saved_micros": entry.cost_micros,
         }
+        if evidence is not None:
+            record["semantic"] = evidence.as_dict()
         ex.trace.append(("recall", record))
         if ex.stream:
             stream = CachedStream(completion, ex.body)
@@ -160,21 +207,26 @@ class LearnStage:
     name = "learn"
 
     def __init__(
-        self, store: CacheStore | None, settings: CacheSettings, routes: RouteService | None = None
+        self,
+        store: CacheStore | None,
+        settings: CacheSettings,
+        routes: RouteService | None = None,
+        semantic: SemanticLayer | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.routes = routes
+        self.semantic = semantic
 
     async def __call__(self, ex: Exchange) -> None:
         store = self.store
-        if store is not None and ex.cache_write and ex.cache_key is not None:
-            self._remember(store, ex, ex.cache_key)
+        if store is not None and ex.cache_write:
+            self._remember(store, ex)
         routes = self.routes
         if routes is not None and ex.attempts and ex.mode != "simulate":
             routes.observe(ex)
 
-    def _remember(self, store: CacheStore, ex: Exchange, key: str) -> None:
+    def _remember(self, store: CacheStore, ex: Exchange) -> None:
         reply, served = ex.reply, ex.served
         if reply is None or served is None or ex.error is not None or ex.status != 200:
             return
@@ -186,11 +238,12 @@ class LearnStage:
             return
         p = ex.principal
         now = time.time()
-        store.put(
-            CacheEntry(
+
+        def entry(kind: str, lookup: str, ttl: float) -> CacheEntry:
+            return CacheEntry(
                 id=new_entry_id(),
-                kind="exact",
-                lookup=key,
+                kind=kind,
+                lookup=lookup,
                 model=ex.model[:200],
                 deployment=served.key[:200],
                 sensitivity=ex.sensitivity,
@@ -202,7 +255,17 @@ class LearnStage:
                 completion_tokens=ex.usage.completion_tokens,
                 cost_micros=round(ex.cost * 1_000_000),
                 created_at=now,
-                expires_at=now + self.settings.exact.ttl_s,
+                expires_at=now + ttl,
                 reply=data,
             )
-        )
+
+        if ex.cache_key is not None:
+            store.put(entry("exact", ex.cache_key, self.settings.exact.ttl_s))
+        layer = self.semantic
+        if layer is not None and ex.semantic is not None:
+            req, vector = ex.semantic
+            made = entry("semantic", req.context, self.settings.semantic.ttl_s)
+            made.vector = vector.tobytes()
+            made.question = req.text
+            store.put(made)
+            layer.add(made, req, vector)

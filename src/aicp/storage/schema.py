@@ -273,6 +273,8 @@ cache_entries = Table(
     Column("vector", LargeBinary, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+    #: The semantic cache's question (the last user turn), to index the entry again.
+    Column("question", String, nullable=True),
     Index("ix_cache_entries_lookup", "lookup"),
     Index("ix_cache_entries_expires", "expires_at"),
 )
