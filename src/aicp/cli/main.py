@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from aicp.cli.cache import cache_app, routes_app
 from aicp.cli.db import db_app
 from aicp.cli.http import DEFAULT_URL, KeyOpt, UrlOpt, _fail, _request
 from aicp.cli.keys import keys_app, teams_app
@@ -37,6 +38,8 @@ app.command(name="replay")(replay)
 app.add_typer(route_app, name="route")
 app.add_typer(policy_app, name="policy")
 app.add_typer(memory_app, name="memory")
+app.add_typer(cache_app, name="cache")
+app.add_typer(routes_app, name="routes")
 
 
 @app.command()
