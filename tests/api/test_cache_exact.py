@@ -177,3 +177,28 @@ def test_a_second_gateway_on_the_same_database_sees_the_entries(
                 break
             time.sleep(0.3)
         assert receipt["cache"][0]["result"] == "hit"
+
+
+def test_a_streamed_answer_is_kept_too(gw: GatewayServer, up: FakeUpstream) -> None:
+    ask = {"model": "assistant", "messages": QUESTION, "stream": True, "temperature": 0.1}
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in _oai(gw).chat.completions.create(**ask)
+        if c.choices
+    )
+    assert text == up.reply
+    again = "".join(
+        c.choices[0].delta.content or ""
+        for c in _oai(gw).chat.completions.create(**ask)
+        if c.choices
+    )
+    whole = _oai(gw).chat.completions.create(**{**ask, "stream": False})
+    assert again == text and whole.choices[0].message.content == text
+    assert _calls(up) == 1
+    client = anthropic.Anthropic(base_url=gw.url, api_key=MASTER, max_retries=0)
+    messages = {"model": "assistant", "max_tokens": 64, "messages": QUESTION}
+    with client.messages.stream(**messages) as streamed:  # type: ignore[arg-type]
+        first = "".join(streamed.text_stream)
+    second = client.messages.create(**messages)  # type: ignore[call-overload]
+    assert second.content[0].text == first == up.reply
+    assert _calls(up) == 2

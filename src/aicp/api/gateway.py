@@ -229,7 +229,8 @@ class Endpoint:
         failed: bool | None = False  # None: no verdict (the client left)
         sent = 0
         digest = hashlib.sha256()
-        kept: list[bytes] | None = [] if self.keep_bodies else None
+        # The bytes are kept for the receipt's bodies, and for the cache (memory/stages.py).
+        kept: list[bytes] | None = [] if self.keep_bodies or ex.cache_write else None
         try:
             first = ex.first
             if first is not None:

@@ -101,3 +101,134 @@ class CachedStream:
 
     async def aclose(self) -> None:
         return None
+
+
+def _events(data: bytes) -> list[tuple[str | None, Json]]:
+    """(event name, JSON data) of each SSE event; `[DONE]` and comments are skipped."""
+    import orjson
+
+    out: list[tuple[str | None, Json]] = []
+    for block in data.replace(b"\r\n", b"\n").split(b"\n\n"):
+        name: str | None = None
+        payload: list[bytes] = []
+        for line in block.split(b"\n"):
+            if line.startswith(b"event:"):
+                name = line[6:].strip().decode()
+            elif line.startswith(b"data:"):
+                payload.append(line[5:].strip())
+        if not payload or payload == [b"[DONE]"]:
+            continue
+        try:
+            value = orjson.loads(b"\n".join(payload))
+        except orjson.JSONDecodeError:
+            return []
+        if isinstance(value, dict):
+            out.append((name, value))
+    return out
+
+
+def completion_from_stream(data: bytes, protocol: str, model: str) -> Json | None:
+    """The streamed answer the client got (SSE in its protocol) as one OpenAI chat
+    completion, or None when the stream did not finish cleanly or is of another kind."""
+    events = _events(data)
+    if protocol == OPENAI:
+        return _from_openai(events)
+    if protocol == ANTHROPIC:
+        message = _anthropic_message(events)
+        if message is None:
+            return None
+        from aicp.protocol.anthropic import message_to_completion
+
+        return message_to_completion(message, model)
+    return None
+
+
+def _from_openai(events: list[tuple[str | None, Json]]) -> Json | None:
+    if not events:
+        return None
+    head = events[0][1]
+    choices: dict[int, dict[str, Any]] = {}
+    usage = None
+    for _, chunk in events:
+        if chunk.get("error"):
+            return None
+        usage = chunk.get("usage") or usage
+        for c in chunk.get("choices") or []:
+            i = int(c.get("index", 0))
+            slot = choices.setdefault(i, {"content": "", "calls": {}, "finish": None})
+            delta = c.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                slot["content"] += delta["content"]
+            for call in delta.get("tool_calls") or []:
+                n = int(call.get("index", 0))
+                made = slot["calls"].setdefault(n, {"id": None, "name": "", "arguments": ""})
+                made["id"] = call.get("id") or made["id"]
+                fn = call.get("function") or {}
+                made["name"] += fn.get("name") or ""
+                made["arguments"] += fn.get("arguments") or ""
+            slot["finish"] = c.get("finish_reason") or slot["finish"]
+    if not choices or any(slot["finish"] is None for slot in choices.values()):
+        return None  # cut short: not an answer to keep
+    out = []
+    for i, slot in sorted(choices.items()):
+        message: dict[str, Any] = {"role": "assistant", "content": slot["content"] or None}
+        if slot["calls"]:
+            message["tool_calls"] = [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
+                for _, c in sorted(slot["calls"].items())
+            ]
+        out.append({"index": i, "message": message, "finish_reason": slot["finish"]})
+    completion: Json = {
+        "id": head.get("id") or "chatcmpl-cached",
+        "object": "chat.completion",
+        "created": head.get("created") or 0,
+        "model": head.get("model") or "",
+        "choices": out,
+    }
+    if usage:
+        completion["usage"] = usage
+    return completion
+
+
+def _anthropic_message(events: list[tuple[str | None, Json]]) -> Json | None:
+    message: Json | None = None
+    blocks: dict[int, Json] = {}
+    partial: dict[int, str] = {}
+    stopped = False
+    for name, data in events:
+        kind = data.get("type") or name
+        if kind == "message_start":
+            message = dict(data.get("message") or {})
+        elif kind == "content_block_start":
+            blocks[int(data.get("index", 0))] = dict(data.get("content_block") or {})
+        elif kind == "content_block_delta":
+            i, delta = int(data.get("index", 0)), data.get("delta") or {}
+            block = blocks.setdefault(i, {"type": "text", "text": ""})
+            if delta.get("type") == "text_delta":
+                block["text"] = block.get("text", "") + delta.get("text", "")
+            elif delta.get("type") == "input_json_delta":
+                partial[i] = partial.get(i, "") + delta.get("partial_json", "")
+        elif kind == "message_delta" and message is not None:
+            message.update({k: v for k, v in (data.get("delta") or {}).items() if v is not None})
+            usage = dict(message.get("usage") or {})
+            usage.update(data.get("usage") or {})
+            message["usage"] = usage
+        elif kind == "message_stop":
+            stopped = True
+        elif kind == "error":
+            return None
+    if message is None or not stopped:
+        return None
+    import orjson
+
+    for i, text in partial.items():
+        try:
+            blocks[i]["input"] = orjson.loads(text) if text else {}
+        except orjson.JSONDecodeError:
+            return None
+    message["content"] = [blocks[i] for i in sorted(blocks)]
+    return message

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from aicp.memory.answers import CachedStream, cached_reply, completion_of
+from aicp.memory.answers import (
+    CachedStream,
+    cached_reply,
+    completion_from_stream,
+    completion_of,
+)
 from aicp.memory.cache import CacheEntry, CacheStore, new_entry_id
 from aicp.memory.cache_key import exact_key
 from aicp.memory.inject import add_memory, wanted
@@ -228,9 +233,14 @@ class LearnStage:
 
     def _remember(self, store: CacheStore, ex: Exchange) -> None:
         reply, served = ex.reply, ex.served
-        if reply is None or served is None or ex.error is not None or ex.status != 200:
+        if served is None or ex.error is not None or ex.status != 200 or ex.abandoned:
             return
-        completion = completion_of(reply, served.model)
+        if reply is not None:
+            completion = completion_of(reply, served.model)
+        elif ex.stream and ex.response_body is not None:
+            completion = completion_from_stream(ex.response_body, ex.protocol, served.model)
+        else:
+            return
         if completion is None:
             return
         data = orjson.dumps(completion)
