@@ -456,3 +456,14 @@ def test_everything_at_once() -> None:
 def test_provider_settings_type_is_required() -> None:
     with pytest.raises(ValueError):
         ProviderSettings.model_validate({"base_url": "http://x"})
+
+
+def test_learning_weights_must_be_known_and_positive(tmp_path: Path) -> None:
+    path = tmp_path / "aicp.yaml"
+    for text, word in (
+        ("learning:\n  weights: {speed: 1}\n", "speed"),
+        ("learning:\n  weights: {cost: -1}\n", ">= 0"),
+    ):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=word):
+            load_settings(path, env={})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Step = Literal["whitespace", "dedupe", "trim", "summarise"]
 DEFAULT_STEPS: tuple[Step, ...] = ("whitespace", "dedupe", "trim")
@@ -97,6 +97,18 @@ class LearningSettings(_Strict):
     weights: dict[str, float] = Field(
         default_factory=lambda: {"success": 1.0, "quality": 0.5, "latency": 0.3, "cost": 0.3}
     )
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        known = {"success", "quality", "latency", "cost"}
+        unknown = sorted(set(v) - known)
+        if unknown:
+            raise ValueError(f"unknown weights {unknown}: use {sorted(known)}")
+        if any(not 0 <= w < 1e6 for w in v.values()):
+            raise ValueError("weights must be >= 0")
+        return v
+
     #: Outcomes lose half their weight after this many seconds.
     half_life_s: float = Field(default=3600.0, gt=0)
     #: How often route memory is shared with the other processes through the database.
