@@ -172,7 +172,7 @@ def build_path(settings: Settings, sv: Services) -> Path:
                 settings.memory,
                 sv.semantic,
             ),
-            CompressStage(settings.compression, sv.events)
+            CompressStage(settings.compression, sv.events, sv.router)
             if settings.compression.anywhere
             else Passthrough("compress"),
             RouteStage(sv.router, sv.events, sv.routes),

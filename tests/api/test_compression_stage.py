@@ -100,3 +100,41 @@ def test_off_by_default(up: FakeUpstream) -> None:
         client = openai.OpenAI(base_url=gw.url + "/v1", api_key="none", max_retries=0)
         client.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
     assert _sent(up) == messages
+
+
+def test_dropped_turns_are_summarised_through_the_configured_model(up: FakeUpstream) -> None:
+    turns: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."}]
+    for i in range(20):
+        turns.append({"role": "user", "content": f"Question {i}: " + "tell me more " * 40})
+        turns.append({"role": "assistant", "content": f"Answer {i}: " + "here is more " * 40})
+    turns.append({"role": "user", "content": "And the last question?"})
+    settings = make_settings(
+        {
+            "providers": {
+                "up": {"type": "openai", "base_url": up.url + "/v1", "api_key": "sk-up"},
+                "cheap": {"type": "mock", "options": {"reply": "Earlier: twenty questions."}},
+            },
+            "models": [
+                {"name": "m", "deployments": [{"provider": "up", "model": "fake-model"}]},
+                {"name": "summariser", "deployments": [{"provider": "cheap", "model": "mock-1"}]},
+            ],
+            "receipts": {"bodies": "full"},
+            "compression": {
+                "enabled": True,
+                "steps": ["dedupe", "summarise"],
+                "context_tokens": {"fake-model": 2048},
+                "reserve_output_tokens": 512,
+                "summarise_with": "summariser",
+            },
+        }
+    )
+    with GatewayServer(settings) as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="none", max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(model="m", messages=turns)  # type: ignore[arg-type]
+        with admin_client(gw.url, "none") as admin:
+            receipt = admin.get(f"/v1/receipts/{raw.headers['x-aicp-receipt-id']}").json()
+    sent = _sent(up)
+    assert any("Earlier: twenty questions." in str(m["content"]) for m in sent)
+    assert sent[-1]["content"] == "And the last question?" and len(sent) < len(turns)
+    (record,) = receipt["receipt"]["compression"]
+    assert record["summarised_by"] == "cheap/mock-1" and "summarise" in record["steps"]

@@ -10,12 +10,14 @@ not compressed.
 
 from __future__ import annotations
 
-from aicp.compress.pipeline import compress_sync
+from aicp.compress.pipeline import compress, compress_sync
+from aicp.compress.summarise import Summariser
 from aicp.compress.tokens import TokenCounter
 from aicp.memory.settings import CompressionSettings
 from aicp.observability.events import EventBus
 from aicp.plane.announce import emit_for
 from aicp.plane.exchange import Exchange
+from aicp.routing.router import Router
 
 PROTOCOLS = ("openai", "anthropic")
 
@@ -23,10 +25,15 @@ PROTOCOLS = ("openai", "anthropic")
 class CompressStage:
     name = "compress"
 
-    def __init__(self, settings: CompressionSettings, events: EventBus) -> None:
+    def __init__(
+        self, settings: CompressionSettings, events: EventBus, router: Router | None = None
+    ) -> None:
         self.settings = settings
         self.events = events
-        self.steps = [s for s in settings.steps if s != "summarise"]
+        self.router = router
+        #: Summarising needs a model to do it through.
+        self.summarise = "summarise" in settings.steps and bool(settings.summarise_with)
+        self.steps = [s for s in settings.steps if s != "summarise" or self.summarise]
         self.counter = TokenCounter()
 
     async def __call__(self, ex: Exchange) -> None:
@@ -39,17 +46,35 @@ class CompressStage:
         route = ex.route
         model = route.chain[0].model if route is not None and route.chain else ex.model
         window = s.context_tokens.get(model, s.default_context_tokens)
-        result = compress_sync(
-            ex.body,
-            ex.protocol,
-            model,
-            steps=self.steps,
-            budget_tokens=max(1, window - s.reserve_output_tokens),
-            min_block_chars=s.min_block_chars,
-            counter=self.counter,
-            counting="auto",
-        )
+        budget = max(1, window - s.reserve_output_tokens)
+        summariser = self._summariser(ex) if self.summarise else None
+        if summariser is None:
+            steps = [name for name in self.steps if name != "summarise"]
+            result = compress_sync(
+                ex.body,
+                ex.protocol,
+                model,
+                steps=steps,
+                budget_tokens=budget,
+                min_block_chars=s.min_block_chars,
+                counter=self.counter,
+                counting="auto",
+            )
+        else:
+            result = await compress(
+                ex.body,
+                ex.protocol,
+                model,
+                steps=self.steps,
+                budget_tokens=budget,
+                summarise=summariser.run,
+                min_block_chars=s.min_block_chars,
+                counter=self.counter,
+                counting="auto",
+            )
         record = result.receipt()
+        if summariser is not None and summariser.used is not None:
+            record["summarised_by"] = summariser.used
         ex.trace.append(("compress", record))
         if not result.changed:
             return
@@ -62,3 +87,9 @@ class CompressStage:
                 "steps": [a.name for a in result.steps_applied],
             }
             emit_for(self.events, "compression.applied", ex, data)
+
+    def _summariser(self, ex: Exchange) -> Summariser | None:
+        name = self.settings.summarise_with
+        if self.router is None or not name:
+            return None
+        return Summariser.for_request(self.router, name, ex)
