@@ -126,3 +126,13 @@ def test_memory_rows_are_append_only_in_the_database(gw: GatewayServer) -> None:
         for statement in ("UPDATE memory_entries SET text = 'x'", "DELETE FROM memory_entries"):
             with pytest.raises(sqlite3.DatabaseError, match="append-only"):
                 conn.execute(statement)
+
+
+def test_search_finds_by_meaning_when_the_semantic_extra_is_installed(gw: GatewayServer) -> None:
+    pytest.importorskip("wordllama", reason="meaning-based search needs the `semantic` extra")
+    key = _project_key(gw, "zeta")
+    lunch = _add(gw, key, title="Lunch", text="The team lunch is on Fridays at noon.").json()
+    _add(gw, key, title="Deploys", text="Deploy with make ship after review.")
+    with admin_client(gw.url, key) as client:
+        found = client.get("/v1/memory", params={"q": "where do we eat on friday"}).json()["data"]
+    assert found and found[0]["id"] == lunch["id"]

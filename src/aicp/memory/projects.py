@@ -6,7 +6,8 @@ to an entry's id makes its next version, retiring it writes a version marked
 retired. Text is scanned by the secrets detector before it is stored, and an
 entry holding a secret is refused. Search ranks the latest versions by how many
 of the query's words they share (weighted by rarity, as BM25 does, without its
-length normalisation) times a recency weight that halves every
+length normalisation) plus, with the `semantic` extra, how close their local
+embeddings are, times a recency weight that halves every
 `memory.half_life_days`; entries are few (thousands, not millions), so they are
 ranked in memory from a cache refreshed on every write and every few seconds.
 """
@@ -30,6 +31,8 @@ from aicp.storage.schema import memory_entries
 
 KINDS = ("decision", "context", "handoff", "runbook", "note")
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+#: Cosine similarity of local embeddings below which two texts count as unrelated.
+SIMILAR = 0.25
 #: Reloaded from the database when older than this (other processes' writes).
 REFRESH_S = 5.0
 _STOP = frozenset(
@@ -90,6 +93,8 @@ class MemoryEntry:
     retired: bool
     created_at: float
     terms: frozenset[str] = field(default=frozenset(), repr=False)
+    #: The local embedding of title and text, when the `semantic` extra is installed.
+    vector: Any = field(default=None, repr=False)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -131,6 +136,8 @@ class MemoryStore:
         #: The latest version of every entry, by id.
         self._latest: dict[str, MemoryEntry] = {}
         self._loaded = -math.inf
+        #: The local embedder (None: not tried yet; False: not installed).
+        self._local: Any = None
 
     async def _refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -141,7 +148,31 @@ class MemoryStore:
         latest: dict[str, MemoryEntry] = {}
         for r in rows:
             latest[r.id] = _entry(r)
+        embedder = self._embedder()
+        if embedder is not None:
+            old = self._latest
+            for e in latest.values():
+                known = old.get(e.id)
+                if known is not None and known.version == e.version and known.vector is not None:
+                    e.vector = known.vector
+                else:
+                    e.vector = embedder.embed([f"{e.title}. {e.text}"])[0]
         self._latest, self._loaded = latest, now
+
+    def _embedder(self) -> Any:
+        """The local embedder when the `semantic` extra is installed, else None (lexical
+        ranking only)."""
+        if self._local is False:
+            return None
+        if self._local is None:
+            try:
+                from aicp.memory.embed import WordLlamaEmbedder
+
+                self._local = WordLlamaEmbedder()
+            except Exception:
+                self._local = False
+                return None
+        return self._local
 
     async def add(
         self,
@@ -235,14 +266,22 @@ class MemoryStore:
             for w in q & e.terms:
                 df[w] = df.get(w, 0) + 1
         n = len(pool)
+        embedder = self._embedder() if q else None
+        qv = embedder.embed([query])[0] if embedder is not None else None
         scored = []
         for e in pool:
             shared = q & e.terms
-            if q and not shared:
+            lexical = sum(math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5)) for w in shared)
+            # Meaning as well as words: the cosine of the two embeddings, counted when it
+            # says more than chance (static embeddings of unrelated texts sit at 0.1-0.2).
+            close = 0.0
+            if qv is not None and e.vector is not None:
+                close = max(0.0, float(qv @ e.vector) - SIMILAR)
+            if q and not shared and close <= 0:
                 continue
-            relevance = sum(math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5)) for w in shared)
+            relevance = lexical + 4.0 * close if q else 1.0
             recency = 0.5 ** (max(0.0, now - e.created_at) / half_life)
-            scored.append((e, (relevance if q else 1.0) * (0.5 + 0.5 * recency)))
+            scored.append((e, relevance * (0.5 + 0.5 * recency)))
         scored.sort(key=lambda pair: pair[1], reverse=True)
         return scored[:limit]
 
