@@ -76,3 +76,23 @@ def test_two_gateways_share_answers_invalidations_and_route_memory(
             assert calls >= 2 and _eventually(counted)
             stats = a.get("/admin/cache/stats").json()
             assert stats["hits"] >= 1 and stats["misses"] >= 2
+
+
+def test_a_process_with_another_signing_key_gets_a_clear_error(
+    postgres_url: str, tmp_path: Any
+) -> None:
+    with FakeUpstream() as up:
+        one = _settings(up, postgres_url, str(tmp_path / "one"))
+        two = _settings(up, postgres_url, str(tmp_path / "two"))
+        with (
+            GatewayServer(one) as first,
+            GatewayServer(two) as second,
+            admin_client(first.url, MASTER) as a,
+            admin_client(second.url, MASTER) as b,
+        ):
+            resp = a.post("/v1/chat/completions", json=ASK)
+            assert a.get(f"/v1/receipts/{resp.headers['x-aicp-receipt-id']}").status_code == 200
+            other = b.get(f"/v1/receipts/{resp.headers['x-aicp-receipt-id']}")
+    assert other.status_code == 500
+    assert other.json()["error"]["code"] == "checkpoint_key_mismatch"
+    assert "receipts.signing_key" in other.json()["error"]["message"]

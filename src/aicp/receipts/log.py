@@ -28,10 +28,10 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from aicp.config import ReceiptSettings
-from aicp.errors import ConfigError
+from aicp.errors import AicpError, ConfigError
 from aicp.observability.events import EventBus
 from aicp.receipts import merkle
-from aicp.receipts.signing import Checkpoint, Signer, Verifier
+from aicp.receipts.signing import Checkpoint, CheckpointError, Signer, Verifier
 from aicp.receipts.store import (
     Pending,
     PostgresWriter,
@@ -287,7 +287,14 @@ class ReceiptLog:
 
     def _parse(self, note: str) -> Checkpoint:
         # A stored note is checked as any verifier would: a forged row fails here too.
-        return self._verifier.open(note)
+        try:
+            return self._verifier.open(note)
+        except CheckpointError as exc:
+            raise AicpError(
+                f"a stored checkpoint does not verify with this gateway's key ({exc}): "
+                "processes sharing a database must share receipts.signing_key",
+                code="checkpoint_key_mismatch",
+            ) from None
 
     async def _checkpoint_loop(self) -> None:
         while True:
