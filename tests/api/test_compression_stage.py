@@ -138,3 +138,39 @@ def test_dropped_turns_are_summarised_through_the_configured_model(up: FakeUpstr
     assert sent[-1]["content"] == "And the last question?" and len(sent) < len(turns)
     (record,) = receipt["receipt"]["compression"]
     assert record["summarised_by"] == "cheap/mock-1" and "summarise" in record["steps"]
+
+
+def test_a_non_openai_model_near_its_budget_is_counted_by_its_provider(
+    up: FakeUpstream,
+) -> None:
+    turns: list[dict[str, Any]] = []
+    for i in range(12):
+        turns.append({"role": "user", "content": f"Question {i}: " + "tell me more " * 30})
+        turns.append({"role": "assistant", "content": f"Answer {i}: " + "here is more " * 30})
+    turns.append({"role": "user", "content": "And the last question?"})
+    settings = make_settings(
+        {
+            "providers": {
+                "claude": {"type": "anthropic", "base_url": up.url, "api_key": "sk-ant-up"}
+            },
+            "models": [
+                {"name": "m", "deployments": [{"provider": "claude", "model": "claude-haiku"}]}
+            ],
+            "receipts": {"bodies": "full"},
+            "compression": {
+                "enabled": True,
+                "context_tokens": {"claude-haiku": 2048},
+                "reserve_output_tokens": 256,
+            },
+        }
+    )
+    with GatewayServer(settings) as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="none", max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(model="m", messages=turns)  # type: ignore[arg-type]
+        with admin_client(gw.url, "none") as admin:
+            receipt = admin.get(f"/v1/receipts/{raw.headers['x-aicp-receipt-id']}").json()
+    counted = [r for r in up.requests if r.path.endswith("/count_tokens")]
+    assert len(counted) == 1
+    (record,) = receipt["receipt"]["compression"]
+    assert record["provider_count"]["tokens"] > 0 and record["exact"] is False
+    assert record["tokens_after"] < record["tokens_before"]

@@ -10,16 +10,20 @@ not compressed.
 
 from __future__ import annotations
 
-from aicp.compress.pipeline import compress, compress_sync
+from aicp.compress.pipeline import Compressed, compress, compress_sync
 from aicp.compress.summarise import Summariser
-from aicp.compress.tokens import TokenCounter
+from aicp.compress.tokens import TokenCounter, encoding_for_model
 from aicp.memory.settings import CompressionSettings
 from aicp.observability.events import EventBus
 from aicp.plane.announce import emit_for
 from aicp.plane.exchange import Exchange
+from aicp.providers.base import Call, Timeouts
 from aicp.routing.router import Router
 
 PROTOCOLS = ("openai", "anthropic")
+#: Ask the provider for its count when our estimate passes this share of the budget.
+CALIBRATE_ABOVE = 0.8
+COUNT_TIMEOUTS = Timeouts(connect=2.0, first_byte=5.0, idle=5.0)
 
 
 class CompressStage:
@@ -48,31 +52,16 @@ class CompressStage:
         window = s.context_tokens.get(model, s.default_context_tokens)
         budget = max(1, window - s.reserve_output_tokens)
         summariser = self._summariser(ex) if self.summarise else None
-        if summariser is None:
-            steps = [name for name in self.steps if name != "summarise"]
-            result = compress_sync(
-                ex.body,
-                ex.protocol,
-                model,
-                steps=steps,
-                budget_tokens=budget,
-                min_block_chars=s.min_block_chars,
-                counter=self.counter,
-                counting="auto",
-            )
-        else:
-            result = await compress(
-                ex.body,
-                ex.protocol,
-                model,
-                steps=self.steps,
-                budget_tokens=budget,
-                summarise=summariser.run,
-                min_block_chars=s.min_block_chars,
-                counter=self.counter,
-                counting="auto",
+        result = await self._run(ex, model, budget, summariser)
+        calibrated = await self._calibrate(ex, model, budget, result)
+        if calibrated is not None and calibrated[0] > calibrated[1] * 1.02:
+            # We counted too few: work to the provider's count instead.
+            result = await self._run(
+                ex, model, round(budget * calibrated[1] / calibrated[0]), summariser
             )
         record = result.receipt()
+        if calibrated is not None:
+            record["provider_count"] = {"tokens": calibrated[0], "estimate": calibrated[1]}
         if summariser is not None and summariser.used is not None:
             record["summarised_by"] = summariser.used
         ex.trace.append(("compress", record))
@@ -93,3 +82,52 @@ class CompressStage:
         if self.router is None or not name:
             return None
         return Summariser.for_request(self.router, name, ex)
+
+    async def _run(
+        self, ex: Exchange, model: str, budget: int, summariser: Summariser | None
+    ) -> Compressed:
+        s = self.settings
+        if summariser is None:
+            return compress_sync(
+                ex.body,
+                ex.protocol,
+                model,
+                steps=[name for name in self.steps if name != "summarise"],
+                budget_tokens=max(1, budget),
+                min_block_chars=s.min_block_chars,
+                counter=self.counter,
+                counting="auto",
+            )
+        return await compress(
+            ex.body,
+            ex.protocol,
+            model,
+            steps=self.steps,
+            budget_tokens=max(1, budget),
+            summarise=summariser.run,
+            min_block_chars=s.min_block_chars,
+            counter=self.counter,
+            counting="auto",
+        )
+
+    async def _calibrate(
+        self, ex: Exchange, model: str, budget: int, result: Compressed
+    ) -> tuple[int, int] | None:
+        """(the provider's count, our estimate) of the request as the client sent it,
+        when our count is an estimate (not an OpenAI model) near the budget and the
+        provider can count (Anthropic, Gemini, Bedrock, Vertex)."""
+        route = ex.route
+        if result.exact or route is None or not route.chain or encoding_for_model(model).native:
+            return None
+        estimate = result.tokens_before
+        if estimate < CALIBRATE_ABOVE * budget:
+            return None
+        dep = route.chain[0]
+        call = Call(ex.protocol, "count_tokens", ex.body, dep.model, {}, COUNT_TIMEOUTS)
+        try:
+            counted = await dep.provider.count_tokens(call)
+        except Exception:
+            return None  # no count: the estimate stands
+        if not counted or counted <= 0:
+            return None
+        return counted, estimate
