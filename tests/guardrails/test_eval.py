@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+import json
+from importlib import resources
+
 from aicp.guardrails.base import Finding
 from aicp.guardrails.eval.benign_sets import handwritten
 from aicp.guardrails.eval.runner import Row, detected
-from aicp.guardrails.eval.samples import DEV, TEST, Sample, planted, split_of
+from aicp.guardrails.eval.samples import (
+    DEV,
+    TEST,
+    Sample,
+    grouped_splits,
+    near_copy_groups,
+    planted,
+    split_of,
+)
 
 
 def test_planted_reports_where_the_value_landed() -> None:
@@ -32,3 +43,20 @@ def test_targets_are_checked_in_the_right_direction() -> None:
     assert Row("pii", "recall", "x", 100, 96, 0.95).met
     assert not Row("pii", "fpr", "x", 100, 2, 0.01).met
     assert Row("pii", "fpr", "x", 100, 1, None).met is None
+
+
+def test_near_copies_and_families_share_a_split() -> None:
+    base = " ".join(f"word{i}" for i in range(40))
+    texts = [f"{base} tail{i}" for i in range(12)]
+    assert len(set(grouped_splits(texts))) == 1
+    families = [str(i % 2) for i in range(40)]
+    distinct = [f"unrelated text number {i} about topic {i * 7}" for i in range(40)]
+    groups = near_copy_groups(distinct, families)
+    assert len(set(groups)) == 2 and len(set(grouped_splits(distinct))) == 2
+
+
+def test_the_benign_training_set_is_apart_from_the_benign_test_set() -> None:
+    data = resources.files("aicp.guardrails.eval") / "data" / "benign_train.jsonl"
+    train = {json.loads(line)["text"] for line in data.read_text().splitlines() if line}
+    assert len(train) > 150
+    assert not train & {s.text for s in handwritten()}

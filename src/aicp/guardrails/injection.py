@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aicp.guardrails.base import Finding, search_near, words
+from aicp.guardrails.injection_model import WordScorer
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,12 @@ class _Cue:
 _REACH = 120
 
 
-_O, _R, _X, _E = (
+_O, _R, _X, _E, _L = (
     "instruction_override",
     "roleplay_jailbreak",
     "prompt_extraction",
     "encoded_payload",
+    "jailbreak_wording",  # the word scorer's finding, when no cue matched
 )
 # Shared pieces, spliced into the cue patterns below where they say {NAME}.
 _PIECES = {
@@ -141,10 +143,10 @@ _CUE_LINES = {
         r"0.4;understood,jailbroken,enabled;\b(?:say|respond|reply|answer|confirm)\s+(?:with\s+|by\s+(?:saying|stating)\s+)?[\"'\u201c]?(?:understood|jailbroken|\w+\s+mode\s+enabled|chatgpt\s+successfully)",
     ),
     _X: (
-        r"0.85;system,initial,original,hidden,secret,previous,starting,internal,entire,developer,prompt,preprompt,confidential,underlying;\b(?:repeat|print|show|display|reveal|output|tell|give|write|list|dump|leak|share|disclose|expose|recite|paste|return|spell[-\s]?check|translate|encode|summari[sz]e|copy|read|what)\b(?:\s+(?:me|us|back|out|all|everything|it|of|in|full|again|is|was|are|were|verbatim))*\s+(?:(?:your|the|its|this|that|those|these|my|all)\s+)?(?:(?:full|entire|whole|complete|exact|current|actual|real|own)\s+)*(?:system\s+(?:prompt|message|instructions?|configuration|config|settings)|(?:initial|original|hidden|secret|previous|starting|internal|full|entire|developer|confidential|underlying)\s+(?:prompt|instructions?|configuration|directives?)|(?:hidden|secret|confidential|internal)\s+(?:rules|guidelines|message)|pre-?prompt)s?\b",
+        r"0.85;system,initial,original,hidden,secret,previous,starting,internal,entire,developer,prompt,preprompt,confidential,underlying;\b(?:repeat|print|show|display|reveal|output|tell|give|write|list|dump|leak|share|disclose|expose|recite|paste|return|spell[-\s]?check|translate|encode|summari[sz]e|copy|read)\b(?:\s+(?:me|us|back|out|all|everything|it|of|in|full|again|is|was|are|were|verbatim))*\s+(?:(?:your|the|its|this|that|those|these|my|all)\s+)?(?:(?:full|entire|whole|complete|exact|current|actual|real|own)\s+)*(?:system\s+(?:prompt|message|instructions?|configuration|config|settings)|(?:initial|original|hidden|secret|previous|starting|internal|full|entire|developer|confidential|underlying)\s+(?:prompt|instructions?|configuration|directives?)|(?:hidden|secret|confidential|internal)\s+(?:rules|guidelines|message)|pre-?prompt)s?\b",
         r"0.75;instructions,rules,guidelines,directives,prompt,told,instructed,programmed;\bwhat\s+(?:are|were|is|was)\s+(?:your|those)\s+(?:\w+\s+)?(?:instructions|rules|guidelines|directives|prompt)\b|\b(?:what|everything)\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|were\s+you)\s+(?:told|instructed|given|programmed)",
         r"0.7;given,told,provided,shown;\b(?:text|instructions|prompt|rules|message|words)s?\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|that\s+you\s+were)\s+(?:given|told|provided|shown)",
-        r"0.65;above,verbatim,preceding,far;\b(?:repeat|print|output|show|copy|reproduce|return|translate|summari[sz]e|spell[-\s]?check)\b(?:\s+\w+){0,4}?\s+(?:text|words|everything|content|instructions|conversation|messages?)\s+(?:above|before|so\s+far|prior|preceding|verbatim|word\s+for\s+word)",
+        r"0.65;above,verbatim,preceding,far;\b(?:repeat|print|output|show|copy|reproduce|return|spell[-\s]?check)\b(?:\s+\w+){0,4}?\s+(?:text|words|everything|content|instructions|conversation|messages?)\s+(?:above|before|so\s+far|prior|preceding|verbatim|word\s+for\s+word)",
         r"0.7;begin,beginning,start,starting;\b(?:begin|start)(?:ning)?\s+(?:your\s+(?:answer|response|reply)\s+)?with\s+[\"'\u201c]?(?:you\s+are|my\s+instructions|i\s+was\s+instructed|the\s+system\s+prompt)",
         r"0.6;continue,complete;\b(?:continue|complete)\b.{0,40}(?:system\s+prompt|my\s+instructions|i\s+was\s+instructed|initial\s+prompt)",
         r"0.5;instructions,instructed,told,programmed;\b(?:my|your)\s+instructions\s+(?:are|were)\b|\b(?:i\s+was|you\s+were)\s+(?:instructed|told|programmed)\s+to\b",
@@ -152,6 +154,11 @@ _CUE_LINES = {
         r"0.6;your;\b(?:repeat|print|reveal|output|dump|leak|disclose|recite|expose|paste|echo|regurgitate)\s+(?:back\s+|out\s+|me\s+|us\s+|verbatim\s+)*(?:all\s+)?(?:of\s+)?your\s+(?:\w+\s+)?(?:instructions|rules|guidelines|prompt|directives|context\s+window)\b",
         r"0.6;beginning,start,top;\b(?:repeat|print|output|show|tell|reveal|recite|copy|what)\b(?:\s+\w+){0,4}?\s+(?:written|said|stated|says|text|words|content|instructions)\s+(?:at|in)\s+the\s+(?:very\s+)?(?:beginning|start|top)\s+of\s+(?:this|the|our|your)\s+(?:conversation|chat|document|prompt|context|session)\b",
         r"0.45;conversation,chat;\b(?:above|before|prior\s+to)\s+this\s+(?:conversation|chat)\b",
+        r"0.85;prompt,preprompt,instructions,instruction,message;\bwhat\s+(?:is|was|are|were|'s)\s+(?:in\s+)?your\s+(?:(?:full|entire|exact|actual|real|own)\s+)?(?:system\s+(?:prompt|message|instructions?)|(?:initial|original|hidden|secret)\s+(?:prompt|instructions?)|pre-?prompt)",
+        r"0.55;instructions,prompt,guidelines,directives,constraints;\b(?:translate|summari[sz]e|describe|list|explain|encode|paraphrase|tell\s+me|share|show(?:\s+me)?|display|give\s+me|output|write\s+out)\s+(?:all\s+(?:of\s+)?)?your\s+(?:\w+\s+)?(?:instructions|prompt|guidelines|directives|constraints)\b",
+        r"0.7;given,told,provided,shown,programmed,configured;\b(?:what|which)\s+(?:instructions|rules|guidelines|directives|prompt|text|orders)\s+(?:were|was|have|had)\s+you\s+(?:been\s+)?(?:given|told|provided|shown|programmed|configured)",
+        r"0.6;prompt,instructions,conversation,context;\b(?:first|opening)\s+(?:\w+\s+)?(?:sentences?|lines?|words|paragraphs?|messages?)\s+of\s+(?:your|the|this)\s+(?:system\s+)?(?:prompt|instructions|conversation|context)",
+        r"0.6;prompt,instructions,config,systemprompt,system_prompt,initial_prompt,system_instructions;\b(?:print|console\.log|echo|puts|printf|dump|log)\s*\(\s*[\"'$]?\{?\s*(?:self\.|this\.)?(?:system_?|initial_?|hidden_?|secret_?)(?:prompt|instructions|config)",
         r"0.6;supposed;\bnot\s+supposed\s+to\s+(?:tell|say|reveal|share|disclose)",
         r"0.3;system,initial;\b(?:system|initial)\s+(?:prompt|instructions)\b",
     ),
@@ -245,40 +252,59 @@ class _Hit:
 
 
 class InjectionDetector:
-    """Instruction override, role-play jailbreaks, prompt extraction and encoded payloads."""
+    """Instruction override, role-play jailbreaks, prompt extraction and encoded payloads.
+
+    The score is the larger of the cues' noisy-OR and the word scorer's probability
+    (injection_model), which catches jailbreaks written without any of the cue phrases;
+    `learned=False` leaves the cues alone, and `scorer` replaces the shipped weights.
+    """
 
     name = "injection"
 
-    def __init__(self, threshold: float = 0.5) -> None:
+    def __init__(
+        self, threshold: float = 0.5, learned: bool = True, scorer: WordScorer | None = None
+    ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"injection threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold
+        self.learned = learned
+        self._scorer = scorer  # the shipped one is read on first use
 
     def score(self, text: str) -> float:
-        return _score(self._hits(text)[0])
+        hits, _, present = self._hits(text)
+        return max(_score(hits), self._learned(present))
 
     def scan(self, text: str) -> list[Finding]:
-        hits, offsets = self._hits(text)
-        score = _score(hits)
+        hits, offsets, present = self._hits(text)
+        score = max(_score(hits), self._learned(present))
         if score < self.threshold:
             return []
+        confidence = round(score, 4)
+        if not hits:  # the wording as a whole, no phrase in particular
+            return [Finding(self.name, _L, 0, 0, confidence)]
         first: dict[str, _Hit] = {}
         for hit in sorted(hits, key=lambda h: h.start):
             first.setdefault(hit.category, hit)
-        confidence = round(score, 4)
         out = []
         for hit in first.values():
             start, end = _original_span(hit, offsets)
             out.append(Finding(self.name, hit.category, start, end, confidence))
         return sorted(out, key=lambda f: f.start)
 
-    def _hits(self, text: str) -> tuple[list[_Hit], list[int] | None]:
-        norm, offsets, obfuscated = _normalise(text)
+    def _learned(self, present: frozenset[bytes]) -> float:
+        if not self.learned:
+            return 0.0
+        if self._scorer is None:
+            self._scorer = WordScorer.shipped()
+        return self._scorer.probability(present)
+
+    def _hits(self, text: str) -> tuple[list[_Hit], list[int] | None, frozenset[bytes]]:
+        norm, offsets, obfuscated = normalise(text)
         present = words(norm)
         hits = list(_match_cues(norm, present))
         hits += _obfuscation_hits(text, offsets, obfuscated, bool(hits))
         hits += _decoded_hits(text, norm, present, offsets is None)
-        return hits, offsets
+        return hits, offsets, present
 
 
 def _score(hits: list[_Hit]) -> float:
@@ -302,7 +328,7 @@ def _match_cues(norm: str, present: frozenset[bytes]) -> Iterator[_Hit]:
                 yield _Hit(cue.category, cue.weight, m.start(), m.end(), index)
 
 
-def _normalise(text: str) -> tuple[str, list[int] | None, bool]:
+def normalise(text: str) -> tuple[str, list[int] | None, bool]:
     """Lower-cased, de-obfuscated text, and where each of its characters came from.
 
     The offsets are None when the text maps one to one (the usual case, and the

