@@ -43,6 +43,11 @@ class Hit:
     action: str
 
 
+#: The input guard's record of a request it found nothing in: one shared object (the
+#: receipt builder knows it is plain data). Never mutate it.
+CLEAN: dict[str, Any] = {"result": "clean"}
+
+
 def sensitivity_of(finding: Finding) -> str | None:
     if finding.detector == "secrets":
         return "restricted"
@@ -97,7 +102,7 @@ class GuardInput:
         if self.size is not None:
             hits.extend(Hit(-1, f, "block") for f in self.size.scan(joined(slots)))
         if not hits:
-            ex.trace.append(("guard_input", {"result": "clean"}))
+            ex.trace.append(("guard_input", CLEAN))
             return
         ex.hits = hits
         for hit in hits:

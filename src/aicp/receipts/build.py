@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aicp.guardrails.stages import CLEAN
 from aicp.plane.exchange import Exchange, Principal
 from aicp.receipts.canonical import plain
 
@@ -31,8 +32,9 @@ _SECTIONS = {
 }
 
 
-#: Stages whose trace entries hold only str, int (safe), bool, None, lists and dicts.
-_PLAIN = frozenset({"policy", "route"})
+#: Stages whose trace entries hold only str, int (safe), bool, None, lists and dicts
+#: (classify: labels, small integer scores, the trust level).
+_PLAIN = frozenset({"policy", "route", "classify"})
 
 
 def body_hash(data: bytes | None) -> str | None:
@@ -95,14 +97,20 @@ def build(
     route = ex.route
     served = ex.served
     usage = ex.usage
-    sections: dict[str, list[Any]] = {name: [] for name in set(_SECTIONS.values())}
+    sections: dict[str, list[Any]] = {
+        "guardrails": [],
+        "policy": [],
+        "cache": [],
+        "compression": [],
+        "memory": [],
+    }
     decisions = []
     # Only what stages recorded can hold floats or other types: the rest is built
     # from str, int, bool and None below, so `plain` runs on these alone (and not on
     # the stages that record plain data already). A decision that has a section goes
     # there only; `decisions` keeps the others, in order.
     for stage, decision in ex.trace:
-        if stage not in _PLAIN:
+        if stage not in _PLAIN and decision is not CLEAN:
             decision = plain(decision)
         section = _SECTIONS.get(stage)
         if section is not None:
@@ -120,7 +128,7 @@ def build(
         "mode": ex.mode,
         "endpoint": {"protocol": ex.protocol, "operation": ex.operation, "stream": ex.stream},
         "principal": principal_section(ex.principal),
-        "labels": plain(ex.labels),
+        "labels": plain(ex.labels) if ex.labels else {},
         "classification": {
             "task_class": ex.task_class,
             "sensitivity": ex.sensitivity,
