@@ -42,7 +42,9 @@ eval-compression: install
 eval-cache: install
 	$(BIN)/python -m aicp.memory.cache_eval $(EVAL_ARGS)
 
-# The learned strategy against the best fixed route and round-robin on a simulated fleet.
+# The learned strategy against the best fixed route and round-robin: requests through the
+# gateway to fake upstreams whose failures and delays come from fault injection
+# (EVAL_ARGS=--simulated for the in-process simulation).
 eval-routing: install
 	$(BIN)/python -m aicp.routing.learned_eval $(EVAL_ARGS)
 

@@ -24,9 +24,7 @@ def _settings(up: FakeUpstream, data_dir: str) -> Any:
         {
             "server": {"master_key": MASTER},
             "storage": {"data_dir": data_dir},
-            "providers": {
-                "up": {"type": "openai", "base_url": up.url + "/v1", "api_key": "sk-up"}
-            },
+            "providers": {"up": {"type": "openai", "base_url": up.url + "/v1", "api_key": "sk-up"}},
             "models": [{"name": "m", "deployments": [{"provider": "up", "model": "fake-model"}]}],
             "cache": {"semantic": {"enabled": True}},
         }

@@ -78,14 +78,14 @@ def test_the_simulated_fleet_follows_its_phases_and_its_seed() -> None:
 
 
 def test_main_prints_the_report_and_exits_zero_when_met(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--seeds", "3"]) == 0
+    assert main(["--simulated", "--seeds", "3"]) == 0
     out = capsys.readouterr().out
     assert "steady" in out and "round-robin" in out and "targets met" in out
 
 
 def test_main_exits_non_zero_when_a_target_is_missed(capsys: pytest.CaptureFixture[str]) -> None:
     # A half-life of 5 requests forgets too fast to settle.
-    assert main(["--seeds", "3", "--half-life", "5", "--json"]) == 1
+    assert main(["--simulated", "--seeds", "3", "--half-life", "5", "--json"]) == 1
     report = orjson.loads(capsys.readouterr().out)
     assert report["summary"]["met"] is False
     assert len(report["runs"]) == 3

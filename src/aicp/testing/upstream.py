@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -64,6 +65,9 @@ class FakeUpstream:
     embedding_dim: int = 8
     models: list[str] = field(default_factory=lambda: ["fake-model", "fake-model-2"])
     requests: list[Recorded] = field(default_factory=list)
+    #: Called with each request that no queued fault matches; the fault it returns
+    #: (None: none) applies to that request. None (the default): only queued faults.
+    chaos: Callable[[Recorded], Fault | None] | None = None
     _faults: deque[Fault] = field(default_factory=deque)
     _runner: web.AppRunner | None = None
     _thread: threading.Thread | None = None
@@ -98,6 +102,8 @@ class FakeUpstream:
         """Record a request, take the fault meant for it and wait out the fault's head delay."""
         self.record(request, body)
         fault = self.take_fault(request.path)
+        if fault is None and self.chaos is not None:
+            fault = self.chaos(self.requests[-1])
         await apply_fault_head(fault)
         return fault
 

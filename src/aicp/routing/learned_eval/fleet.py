@@ -2,9 +2,9 @@
 
 A fleet answers what happens when request `t` goes to a route (`outcome`),
 whether the user would score it (`feedback`), and what the route truly is at
-`t` (`truth`), which only the scoring reads. A fake upstream with fault
-injection behind a real gateway can be a `Fleet` too: its injected error
-rates, delays and prices are the truth.
+`t` (`truth`), which only the scoring reads. Through a gateway (gateway.py)
+the simulated fleet's outcomes become the fake upstreams' injected errors and
+delays, and its truth is what the scoring reads there too.
 """
 
 from __future__ import annotations
