@@ -202,3 +202,19 @@ def test_a_streamed_answer_is_kept_too(gw: GatewayServer, up: FakeUpstream) -> N
     second = client.messages.create(**messages)  # type: ignore[call-overload]
     assert second.content[0].text == first == up.reply
     assert _calls(up) == 2
+
+
+def test_responses_api_answers_are_cached_whole_and_streamed(
+    gw: GatewayServer, up: FakeUpstream
+) -> None:
+    client = _oai(gw)
+    first = client.responses.create(model="assistant", input="What is the capital of France?")
+    second = client.responses.create(model="assistant", input="What is the capital of France?")
+    assert second.output_text == first.output_text == up.reply
+    assert _calls(up) == 1
+    with client.responses.stream(model="assistant", input="Name a French city.") as stream:
+        streamed = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+    again = client.responses.create(model="assistant", input="Name a French city.", stream=True)
+    text = "".join(e.delta for e in again if e.type == "response.output_text.delta")
+    assert text == streamed == up.reply
+    assert _calls(up) == 2

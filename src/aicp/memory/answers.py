@@ -13,22 +13,69 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aicp.protocol.jsonutil import Json
-from aicp.providers.base import ANTHROPIC, OPENAI, Reply, Usage
+from aicp.providers.base import ANTHROPIC, OPENAI, RESPONSES, Reply, Usage
 
 #: Content is streamed in pieces of about this many characters.
 PIECE = 64
 
 
 def completion_of(reply: Reply, model: str) -> Json | None:
-    """The reply as an OpenAI chat completion, or None when it cannot be (a Responses
-    API object, which is not cached)."""
+    """The reply as an OpenAI chat completion, or None when it cannot be one."""
     if reply.protocol == OPENAI:
         return reply.data
     if reply.protocol == ANTHROPIC:
         from aicp.protocol.anthropic import message_to_completion
 
         return message_to_completion(reply.data, model)
+    if reply.protocol == RESPONSES:
+        return response_to_completion(reply.data)
     return None
+
+
+def response_to_completion(response: Json) -> Json | None:
+    """A finished Responses API `response` (its messages' text and its function calls)
+    as a chat completion; None for one that did not complete."""
+    if response.get("status") not in (None, "completed"):
+        return None
+    text: list[str] = []
+    calls: list[Json] = []
+    for item in response.get("output") or []:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "message":
+            for part in item.get("content") or []:
+                if isinstance(part, dict) and part.get("type") == "output_text":
+                    text.append(str(part.get("text") or ""))
+        elif item.get("type") == "function_call":
+            calls.append(
+                {
+                    "id": item.get("call_id") or item.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": item.get("name") or "",
+                        "arguments": item.get("arguments") or "{}",
+                    },
+                }
+            )
+    message: Json = {"role": "assistant", "content": "".join(text) or None}
+    if calls:
+        message["tool_calls"] = calls
+    raw = response.get("usage") or {}
+    prompt, completion = int(raw.get("input_tokens") or 0), int(raw.get("output_tokens") or 0)
+    return {
+        "id": response.get("id") or "chatcmpl-cached",
+        "object": "chat.completion",
+        "created": response.get("created_at") or 0,
+        "model": response.get("model") or "",
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
 
 
 def cached_reply(completion: Json) -> Reply:
@@ -133,6 +180,10 @@ def completion_from_stream(data: bytes, protocol: str, model: str) -> Json | Non
     events = _events(data)
     if protocol == OPENAI:
         return _from_openai(events)
+    if protocol == RESPONSES:
+        done = [d for _, d in events if d.get("type") == "response.completed"]
+        response = done[-1].get("response") if done else None
+        return response_to_completion(response) if isinstance(response, dict) else None
     if protocol == ANTHROPIC:
         message = _anthropic_message(events)
         if message is None:
