@@ -66,3 +66,40 @@ def test_a_paraphrase_hits_and_a_near_miss_does_not(up: FakeUpstream, tmp_path: 
         _, after = _ask(gw, "What is the capital of France ?")
         assert after["result"] == "hit"
     assert _calls(up) == 2
+
+
+def test_an_embeddings_deployment_embeds_but_never_for_confidential_requests(
+    up: FakeUpstream, tmp_path: Any
+) -> None:
+    settings = make_settings(
+        {
+            "server": {"master_key": MASTER},
+            "storage": {"data_dir": str(tmp_path)},
+            "providers": {"up": {"type": "openai", "base_url": up.url + "/v1", "api_key": "sk-up"}},
+            "models": [
+                {"name": "m", "deployments": [{"provider": "up", "model": "fake-model"}]},
+                {"name": "emb", "deployments": [{"provider": "up", "model": "fake-embed"}]},
+            ],
+            "cache": {"semantic": {"enabled": True, "embedder": "emb"}},
+        }
+    )
+
+    def embeddings() -> int:
+        return sum(1 for r in up.requests if r.path.endswith("/embeddings"))
+
+    with GatewayServer(settings) as gw:
+        probed = embeddings()  # start-up asks once, to learn the dimensions
+        assert probed == 1
+        _, first = _ask(gw, "What is the capital of Spain?")
+        _, hit = _ask(gw, "what is the capital of spain")
+        assert (first["result"], hit["result"]) == ("miss", "hit")
+        _, near = _ask(gw, "What is the capital of Italy?")  # the guard, not the vectors
+        assert near["result"] == "miss" and near["semantic"]["guard"]
+        assert embeddings() == probed + 3
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER, max_retries=0)
+        client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "What is the capital of Spain?"}],
+            extra_headers={"x-aicp-sensitivity": "confidential"},
+        )
+        assert embeddings() == probed + 3  # a confidential question stays home
