@@ -177,6 +177,26 @@ def test_a_replayed_offline_request_is_simulated_offline(
     assert not _calls(ext)
 
 
+def test_a_replay_asks_with_the_originals_hints(
+    ups: tuple[FakeUpstream, FakeUpstream],
+) -> None:
+    import httpx
+
+    ext, loc = ups
+    with GatewayServer(_settings(ext, loc, receipts={"bodies": "full"})) as gw:
+        raw = _chat(_oai(gw), "hello", extra_headers={"x-aicp-sensitivity": "restricted"})
+        receipt = _receipt(gw, raw.headers["x-aicp-receipt-id"])
+        assert receipt["hints"] == {"x-aicp-sensitivity": "restricted"}
+        resp = httpx.post(
+            f"{gw.url}/admin/replay",
+            json={"receipt_id": raw.headers["x-aicp-receipt-id"]},
+            headers={"authorization": f"Bearer {MASTER}"},
+        )
+        assert resp.status_code == 200, resp.text
+        policy = dict(resp.json()["replay"]["decisions"])["policy"]
+        assert policy["forbidden"] == {"ext/big-model": ["no-external-restricted"]}
+
+
 def test_a_secret_inside_an_anthropic_tool_call_input_is_blocked(
     ups: tuple[FakeUpstream, FakeUpstream],
 ) -> None:

@@ -44,6 +44,20 @@ class ReplayRequest(Body):
     mode: Literal["simulate", "live"] = "simulate"
 
 
+#: The original request's hints a replay sends again (its mode is the replay's own).
+REPLAYED_HINTS = frozenset(
+    {
+        "x-aicp-task-class",
+        "x-aicp-sensitivity",
+        "x-aicp-trust",
+        "x-aicp-latency-sla-ms",
+        "x-aicp-memory",
+        "x-aicp-policy-bypass",
+        "x-aicp-override",
+    }
+)
+
+
 def not_retained(message: str) -> RequestError:
     return RequestError(message, status=409, code="body_not_retained")
 
@@ -86,6 +100,11 @@ async def replay(request: Request) -> Response:
     original: dict[str, Any] = orjson.loads(row.data)
     raw, response = await _stored(request, row)
     headers = {k: v for k in CREDENTIALS if (v := request.headers.get(k)) is not None}
+    # Asked as the original was (its hints), but never answered from the cache: a
+    # replay is about what the path would do today.
+    hints = original.get("hints") or {}
+    headers.update({k: str(v) for k, v in hints.items() if k in REPLAYED_HINTS})
+    headers["x-aicp-cache"] = "off"
     forced = ask.route or _forced(original)
     if forced:
         headers["x-aicp-route"] = forced

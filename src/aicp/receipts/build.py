@@ -32,6 +32,20 @@ _SECTIONS = {
 }
 
 
+#: The client's headers that steer decisions, kept so that a replay asks the same way.
+HINTS = (
+    "x-aicp-task-class",
+    "x-aicp-sensitivity",
+    "x-aicp-trust",
+    "x-aicp-latency-sla-ms",
+    "x-aicp-mode",
+    "x-aicp-cache",
+    "x-aicp-memory",
+    "x-aicp-policy-bypass",
+    "x-aicp-override",
+    "cache-control",
+)
+
 #: Stages whose trace entries hold only str, int (safe), bool, None, lists and dicts
 #: (classify: labels, small integer scores, the trust level).
 _PLAIN = frozenset({"policy", "route", "classify"})
@@ -119,6 +133,7 @@ def build(
             decisions.append([stage, decision])
     t0 = ex.started
     err = ex.error
+    headers = ex.headers
     receipt: dict[str, Any] = {
         "v": VERSION,
         "id": ex.receipt_id,
@@ -129,6 +144,7 @@ def build(
         "endpoint": {"protocol": ex.protocol, "operation": ex.operation, "stream": ex.stream},
         "principal": principal_section(ex.principal),
         "labels": plain(ex.labels) if ex.labels else {},
+        "hints": {h: v[:200] for h in HINTS if (v := headers.get(h)) is not None},
         "classification": {
             "task_class": ex.task_class,
             "sensitivity": ex.sensitivity,
