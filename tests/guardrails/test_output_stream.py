@@ -177,3 +177,16 @@ def test_a_flagged_detector_is_recorded_but_not_redacted() -> None:
     out = redactor.feed(f"the key {key} is here ") + redactor.flush()
     assert out == f"the key {key} is here "
     assert [f.kind for f in redactor.found] == ["aws_access_key"]
+
+
+def test_text_without_spaces_is_not_held_back_by_the_secrets_guard() -> None:
+    from aicp.guardrails.stream import EagerRedactor
+
+    redactor = EagerRedactor([SecretsDetector()], Placeholders())
+    pieces = ["这是一个", "没有空格的", "中文句子。", "密钥是", "AKIAIOSFOD", "NN7EXAMPLE", "。好"]
+    out = [redactor.feed(p) for p in pieces]
+    # Each CJK piece goes out as it arrives; only the key, while it is arriving, waits.
+    assert out[:4] == ["这是一个", "没有空格的", "中文句子。", "密钥是"]
+    assert out[4] == ""
+    rest = "".join(out[5:]) + redactor.flush()
+    assert "AKIAIOSFODNN7EXAMPLE" not in rest and "<SECRET_1>" in rest and rest.endswith("。好")

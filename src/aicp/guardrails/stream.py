@@ -36,7 +36,9 @@ class EagerRedactor(StreamRedactor):
 
     def _cut(self, text: str, done: int, spans: Sequence[_Span]) -> int:
         cut = len(text)
-        while cut > done and not text[cut - 1].isspace():
+        # A key is ASCII: whitespace or any other character ends one (Chinese or Japanese
+        # text has no spaces, and must not wait for one).
+        while cut > done and not _ends_word(text[cut - 1]):
             cut -= 1
         begin = text.rfind("-----BEGIN", done)
         if begin >= 0 and text.find("-----END", begin) < 0:
@@ -47,6 +49,10 @@ class EagerRedactor(StreamRedactor):
             if span.start < cut < span.end:
                 cut = span.start
         return cut
+
+
+def _ends_word(char: str) -> bool:
+    return char.isspace() or not char.isascii()
 
 
 class TextPipe:
