@@ -190,3 +190,80 @@ def test_text_without_spaces_is_not_held_back_by_the_secrets_guard() -> None:
     assert out[4] == ""
     rest = "".join(out[5:]) + redactor.flush()
     assert "AKIAIOSFODNN7EXAMPLE" not in rest and "<SECRET_1>" in rest and rest.endswith("。好")
+
+
+def _restoring() -> tuple[Placeholders, str, TextPipe, Any]:
+    from aicp.guardrails.redact import JsonStreamRestorer
+
+    held = Placeholders()
+    placeholder = held.placeholder("email", 'jane"doe@example.com')  # a quote: JSON-escaped
+
+    def make_args() -> TextPipe:
+        return TextPipe(None, JsonStreamRestorer(held))
+
+    return held, placeholder, TextPipe(None, StreamRestorer(held)), make_args
+
+
+def _call_chunk(arguments: str, finish: str | None = None) -> dict[str, Any]:
+    call = {"index": 0, "function": {"arguments": arguments}}
+    delta = {"tool_calls": [call]} if arguments else {}
+    return {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+async def test_placeholders_in_streamed_tool_arguments_are_restored_as_json() -> None:
+    _, placeholder, pipe, make_args = _restoring()
+    args = '{"to": "' + placeholder + '"}'
+    pieces = [args[:9], args[9:14], args[14:]]
+    sse = b"".join(b"data: " + json.dumps(_call_chunk(p)).encode() + b"\n\n" for p in pieces)
+    sse += b"data: " + json.dumps(_call_chunk("", "tool_calls")).encode() + b"\n\ndata: [DONE]\n\n"
+    out = b"".join(
+        [i async for i in rewrite_stream(_items([sse]), "openai", lambda: pipe, make_args)]
+    )
+    got = ""
+    for event in out.split(b"\n\n"):
+        if event.startswith(b"data: {"):
+            for choice in json.loads(event[6:])["choices"]:
+                for call in choice["delta"].get("tool_calls") or []:
+                    got += call["function"]["arguments"]
+    assert json.loads(got) == {"to": 'jane"doe@example.com'}
+
+
+async def test_anthropic_and_responses_tool_arguments_are_restored() -> None:
+    _, placeholder, pipe, make_args = _restoring()
+    args = '{"to": "' + placeholder + '"}'
+
+    def anthropic_event(data: dict[str, Any]) -> bytes:
+        return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
+
+    deltas = [
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": p},
+        }
+        for p in (args[:12], args[12:])
+    ]
+    sse = b"".join(
+        anthropic_event(d) for d in [*deltas, {"type": "content_block_stop", "index": 1}]
+    )
+    out = b"".join(
+        [i async for i in rewrite_stream(_items([sse]), "anthropic", lambda: pipe, make_args)]
+    )
+    got = "".join(
+        json.loads(line[6:])["delta"]["partial_json"]
+        for line in out.split(b"\n")
+        if line.startswith(b"data: ") and b"input_json_delta" in line
+    )
+    assert json.loads(got) == {"to": 'jane"doe@example.com'}
+    done = {"type": "response.function_call_arguments.done", "output_index": 0, "arguments": args}
+    sse = anthropic_event(done)
+    out = b"".join(
+        [
+            i
+            async for i in rewrite_stream(
+                _items([sse]), "openai-responses", lambda: pipe, make_args
+            )
+        ]
+    )
+    event = json.loads(out.split(b"data: ", 1)[1].split(b"\n")[0])
+    assert json.loads(event["arguments"]) == {"to": 'jane"doe@example.com'}

@@ -15,7 +15,14 @@ from aicp.config import GuardrailSettings
 from aicp.errors import GuardrailBlocked
 from aicp.guardrails.base import Detector
 from aicp.guardrails.pii import PiiDetector
-from aicp.guardrails.redact import Placeholders, StreamRedactor, StreamRestorer, redact, restore
+from aicp.guardrails.redact import (
+    JsonStreamRestorer,
+    Placeholders,
+    StreamRedactor,
+    StreamRestorer,
+    redact,
+    restore,
+)
 from aicp.guardrails.secrets import SecretsDetector
 from aicp.guardrails.stages import Hit, announce, detector
 from aicp.guardrails.stream import EagerRedactor, TextPipe, rewrite_stream
@@ -119,7 +126,14 @@ class GuardOutput:
         assert upstream is not None and ex.chunks is not None
         protocol = ex.protocol if upstream.passthrough else "canonical"
         first = ex.first
-        rewritten = rewrite_stream(_prepend(first, ex.chunks), protocol, make)
+        make_args = None
+        if held is not None:
+            restorer = held
+
+            def make_args() -> TextPipe:  # restored only: arguments are JSON
+                return TextPipe(None, JsonStreamRestorer(restorer))
+
+        rewritten = rewrite_stream(_prepend(first, ex.chunks), protocol, make, make_args)
         record: dict[str, object] = {
             "stream": True,
             "redact": bool(redacting),

@@ -13,6 +13,7 @@ inside a word or a finding, and keeps `window` released characters as left conte
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -189,6 +190,19 @@ class StreamRedactor:
         return cut
 
 
+def restore_json(text: str, placeholders: Placeholders) -> str:
+    """`restore` inside a JSON string (tool-call arguments): originals are escaped."""
+    table = placeholders._originals
+    if not table or "<" not in text:
+        return text
+
+    def escaped(m: re.Match[str]) -> str:
+        original = table.get(m.group())
+        return m.group() if original is None else json.dumps(original)[1:-1]
+
+    return _PLACEHOLDER.sub(escaped, text)
+
+
 class StreamRestorer:
     """Restores placeholders in a streamed response, even one split over two pieces.
 
@@ -199,15 +213,18 @@ class StreamRestorer:
         self.placeholders = placeholders
         self._held = ""
 
+    #: How a released piece is restored (`restore_json` inside tool-call arguments).
+    restoring = staticmethod(restore)
+
     def feed(self, piece: str) -> str:
         text = self._held + piece
         hold = self._partial(text)
         self._held = text[hold:]
-        return restore(text[:hold], self.placeholders)
+        return self.restoring(text[:hold], self.placeholders)
 
     def flush(self) -> str:
         text, self._held = self._held, ""
-        return restore(text, self.placeholders)
+        return self.restoring(text, self.placeholders)
 
     def _partial(self, text: str) -> int:
         at = text.rfind("<")
@@ -217,3 +234,9 @@ class StreamRestorer:
         if any(p.startswith(tail) for p in self.placeholders._originals):
             return at
         return len(text)
+
+
+class JsonStreamRestorer(StreamRestorer):
+    """A `StreamRestorer` for streamed tool-call arguments (JSON text)."""
+
+    restoring = staticmethod(restore_json)

@@ -13,6 +13,7 @@ Responses API's `response.output_text.done` (whose full text is changed too).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from typing import Any
 
 import orjson
@@ -94,9 +95,32 @@ class Pipes:
     """One `TextPipe` per text being streamed (a choice, a content block, an output part):
     with `n > 1` or several blocks, their deltas interleave."""
 
-    def __init__(self, make: Callable[[], TextPipe]) -> None:
+    def __init__(
+        self, make: Callable[[], TextPipe], make_args: Callable[[], TextPipe] | None = None
+    ) -> None:
         self.make = make
+        self.make_args = make_args
         self._by_key: dict[Any, TextPipe] = {}
+        self._args: dict[Any, TextPipe] = {}
+
+    def args(self, key: Any) -> TextPipe | None:
+        """The pipe of one tool call's arguments (placeholders restored, JSON-escaped), or
+        None when arguments pass unchanged."""
+        if self.make_args is None:
+            return None
+        pipe = self._args.get(key)
+        if pipe is None:
+            pipe = self._args[key] = self.make_args()
+        return pipe
+
+    def flush_args(self, match: Callable[[Any], bool]) -> list[tuple[Any, str]]:
+        """The held tails of the argument pipes whose key `match`es, those pipes done."""
+        out = []
+        for key in [k for k in self._args if match(k)]:
+            tail = self._args.pop(key).flush()
+            if tail:
+                out.append((key, tail))
+        return out
 
     def __call__(self, key: Any) -> TextPipe:
         pipe = self._by_key.get(key)
@@ -111,9 +135,12 @@ class Pipes:
 
 
 async def rewrite_stream(
-    items: AsyncIterator[bytes | Json], protocol: str, make_pipe: Callable[[], TextPipe]
+    items: AsyncIterator[bytes | Json],
+    protocol: str,
+    make_pipe: Callable[[], TextPipe],
+    make_args: Callable[[], TextPipe] | None = None,
 ) -> AsyncIterator[bytes | Json]:
-    pipe = Pipes(make_pipe)
+    pipe = Pipes(make_pipe, make_args)
     if protocol == "canonical":
         async for item in items:
             if isinstance(item, dict):
@@ -215,16 +242,39 @@ def _openai_chunk(chunk: dict[str, Any], pipes: Pipes) -> bool:
             if not choice.get("finish_reason"):
                 continue
             delta = choice["delta"] = {}  # a finish without a delta still releases the tail
-        pipe = pipes(choice.get("index", 0))
+        index = choice.get("index", 0)
+        pipe = pipes(index)
         text = delta.get("content")
         new = pipe.feed(text) if isinstance(text, str) else text
+        if pipes.make_args is not None:
+            changed = _openai_arguments(delta, index, pipes) or changed
         if choice.get("finish_reason"):
             tail = pipe.flush()
             if tail:
                 new = (new or "") + tail
+            tails = pipes.flush_args(partial(_of_choice, index))
+            if tails:
+                calls = delta.setdefault("tool_calls", [])
+                calls.extend({"index": k[1], "function": {"arguments": t}} for k, t in tails)
+                changed = True
         if new != text:
             delta["content"] = new
             changed = True
+    return changed
+
+
+def _of_choice(index: Any, key: Any) -> bool:
+    return bool(key[0] == index)
+
+
+def _openai_arguments(delta: dict[str, Any], index: Any, pipes: Pipes) -> bool:
+    changed = False
+    for call in delta.get("tool_calls") or ():
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            args = pipes.args((index, call.get("index", 0)))
+            if args is not None:
+                changed = _feed(fn, "arguments", args) or changed
     return changed
 
 
@@ -239,9 +289,17 @@ def _anthropic(data: dict[str, Any], pipes: Pipes) -> tuple[bool, bytes]:
         delta = data.get("delta")
         if isinstance(delta, dict) and delta.get("type") == "text_delta":
             return _feed(delta, "text", pipes(index)), b""
+        if isinstance(delta, dict) and delta.get("type") == "input_json_delta":
+            args = pipes.args(index)
+            return (False if args is None else _feed(delta, "partial_json", args)), b""
     elif kind == "content_block_stop":
         tail = pipes(index).flush()
-        return False, _anthropic_delta(index, tail) if tail else b""
+        extra = _anthropic_delta(index, tail) if tail else b""
+        for _, rest in pipes.flush_args(lambda key: key == index):
+            delta = {"type": "input_json_delta", "partial_json": rest}
+            data = {"type": "content_block_delta", "index": index, "delta": delta}
+            extra += _sse("content_block_delta", data)
+        return False, extra
     return False, b""
 
 
@@ -285,8 +343,21 @@ def _responses(data: dict[str, Any], pipes: Pipes) -> tuple[bool, bytes]:
             data["text"] = pipe.whole(text)
             return True, extra
         return False, extra
+    elif kind == "response.function_call_arguments.delta":
+        args = pipes.args(data.get("output_index", 0))
+        return (False if args is None else _feed(data, "delta", args)), b""
+    elif kind == "response.function_call_arguments.done":
+        out = data.get("output_index", 0)
+        extra = b""
+        for _, rest in pipes.flush_args(lambda key: key == out):
+            added: dict[str, Any] = {"type": "response.function_call_arguments.delta"}
+            added.update({k: data[k] for k in ("item_id", "output_index") if k in data})
+            added["delta"] = rest
+            extra += _sse("response.function_call_arguments.delta", added)
+        return _whole_arguments(data, pipes), extra
     elif kind in ("response.content_part.done", "response.output_item.done", "response.completed"):
-        return _responses_whole(data, pipe), b""
+        changed = _responses_whole(data, pipe)
+        return _whole_arguments(data, pipes) or changed, b""
     return False, b""
 
 
@@ -305,4 +376,27 @@ def _responses_whole(data: Any, pipe: TextPipe) -> bool:
     elif isinstance(data, list):
         for value in data:
             changed = _responses_whole(value, pipe) or changed
+    return changed
+
+
+def _whole_arguments(data: Any, pipes: Pipes) -> bool:
+    """Complete tool-call arguments repeated in Responses' closing events, restored."""
+    if pipes.make_args is None:
+        return False
+    changed = False
+    if isinstance(data, dict):
+        if data.get("type") in ("function_call", "response.function_call_arguments.done"):
+            key = "arguments"
+            if isinstance(data.get(key), str):
+                fresh = pipes.make_args()
+                new = fresh.feed(data[key]) + fresh.flush()
+                if new != data[key]:
+                    data[key] = new
+                    changed = True
+        for value in data.values():
+            if isinstance(value, dict | list):
+                changed = _whole_arguments(value, pipes) or changed
+    elif isinstance(data, list):
+        for value in data:
+            changed = _whole_arguments(value, pipes) or changed
     return changed
