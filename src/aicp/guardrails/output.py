@@ -22,6 +22,7 @@ from aicp.guardrails.redact import (
     StreamRestorer,
     redact,
     restore,
+    restore_json,
 )
 from aicp.guardrails.secrets import SecretsDetector
 from aicp.guardrails.stages import Hit, announce, detector
@@ -84,7 +85,9 @@ class GuardOutput:
             if spans:
                 new = redact(new, spans, own)
             if self.restore and ex.placeholders is not None:
-                new = restore(new, ex.placeholders)
+                # `arguments` (OpenAI and Responses tool calls) is JSON text: escape.
+                put_back = restore_json if slot.key == "arguments" else restore
+                new = put_back(new, ex.placeholders)
             if new != text:
                 slot.text = new
                 changed = True
