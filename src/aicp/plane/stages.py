@@ -116,7 +116,9 @@ class RouteStage:
             and not route.forced
             and len(route.chain) > 1
         ):
-            choice = self.learned.strategy.choose(ex.task_class, route.chain)
+            # The breakers' latency averages stand in for routes memory has not timed yet.
+            nominal = {d.key: d.health.ewma_ms for d in route.chain if d.health.ewma_ms}
+            choice = self.learned.strategy.choose(ex.task_class, route.chain, nominal)
             route.chain = choice.chain
             ex.trace.append(("learned", choice.evidence()))
         decided = {"model": ex.model, "chain": ex.route.describe(), "forced": ex.route.forced}
