@@ -41,4 +41,4 @@ def test_add_search_show_and_history(gw: GatewayServer) -> None:
     history = _run(gw, "history", entry)
     assert history.index("make ship") < history.index("make release")
     refused = _run(gw, "add", "key", "AKIAIOSFODNN7EXAMPLE", "--global", code=1)
-    assert "secret_in_memory" in refused and "AKIAIOSFODNN7EXAMPLE" not in refused
+    assert "holds a secret (aws_access_key)" in refused and "AKIAIOSFODNN7EXAMPLE" not in refused

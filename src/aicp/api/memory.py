@@ -19,7 +19,7 @@ from aicp.api.authz import caller, is_admin
 from aicp.api.identity_http import body_of, endpoint, id_param, path_id, state_of
 from aicp.api.identity_models import Body, Ident
 from aicp.errors import PermissionDenied, RequestError
-from aicp.memory.projects import KINDS, MemoryStore
+from aicp.memory.projects import KINDS, MemoryEntry, MemoryStore
 from aicp.observability.events import EventBus
 from aicp.plane.exchange import Principal
 
@@ -63,11 +63,41 @@ def _readable(p: Principal) -> set[str | None] | None:
     return None if is_admin(p) else {p.project_id, None}
 
 
-def _announce(request: Request, entry_view: dict[str, object]) -> None:
+async def _visible(request: Request, p: Principal) -> tuple[MemoryStore, MemoryEntry]:
+    """The store and the entry of the path's id, when the caller may see it; else 404."""
+    store = _store(request)
+    ident = path_id(request)
+    current = await store.get(ident)
+    readable = _readable(p)
+    if current is None or (readable is not None and current.project_id not in readable):
+        raise RequestError(f"no memory entry {ident!r}", status=404, code="not_found")
+    return store, current
+
+
+async def _write(
+    request: Request,
+    store: MemoryStore,
+    p: Principal,
+    body: MemoryCreate,
+    project: str | None,
+    entry_id: str | None = None,
+) -> Response:
+    """Store `body` (a new entry, or the next version of `entry_id`), announce it: 201."""
+    entry = await store.add(
+        text=body.text,
+        title=body.title,
+        kind=body.kind,
+        project_id=project,
+        tags=body.tags,
+        author=p.name or p.key_id,
+        entry_id=entry_id,
+        retired=body.retired and entry_id is not None,  # retiring is for versions
+    )
+    view = entry.view()
     events: EventBus = state_of(request).events
     if events.wants("memory.added"):
-        data = {k: entry_view[k] for k in ("id", "version", "project_id", "kind")}
-        events.emit("memory.added", data)
+        events.emit("memory.added", {k: view[k] for k in ("id", "version", "project_id", "kind")})
+    return json_response(view, 201)
 
 
 @endpoint
@@ -83,18 +113,7 @@ async def add(request: Request) -> Response:
     """
     p = await caller(request)
     body = await body_of(request, MemoryCreate)
-    project = _project_for_write(p, body)
-    entry = await _store(request).add(
-        text=body.text,
-        title=body.title,
-        kind=body.kind,
-        project_id=project,
-        tags=body.tags,
-        author=p.name or p.key_id,
-    )
-    view = entry.view()
-    _announce(request, view)
-    return json_response(view, 201)
+    return await _write(request, _store(request), p, body, _project_for_write(p, body))
 
 
 @endpoint
@@ -110,28 +129,11 @@ async def add_version(request: Request) -> Response:
       404: {description: "No such entry, or one the caller may not see."}
     """
     p = await caller(request)
-    store = _store(request)
-    ident = path_id(request)
-    current = await store.get(ident)
-    readable = _readable(p)
-    if current is None or (readable is not None and current.project_id not in readable):
-        raise RequestError(f"no memory entry {ident!r}", status=404, code="not_found")
+    store, current = await _visible(request, p)
     body = await body_of(request, MemoryCreate)
     if current.project_id is None and not is_admin(p):
         raise PermissionDenied("only an admin writes global memory")
-    entry = await store.add(
-        text=body.text,
-        title=body.title,
-        kind=body.kind,
-        project_id=current.project_id,
-        tags=body.tags,
-        author=p.name or p.key_id,
-        entry_id=ident,
-        retired=body.retired,
-    )
-    view = entry.view()
-    _announce(request, view)
-    return json_response(view, 201)
+    return await _write(request, store, p, body, current.project_id, entry_id=current.id)
 
 
 @endpoint
@@ -174,14 +176,9 @@ async def show(request: Request) -> Response:
       404: {description: "No such entry, or one the caller may not see."}
     """
     p = await caller(request)
-    store = _store(request)
-    ident = path_id(request)
-    current = await store.get(ident)
-    readable = _readable(p)
-    if current is None or (readable is not None and current.project_id not in readable):
-        raise RequestError(f"no memory entry {ident!r}", status=404, code="not_found")
+    store, current = await _visible(request, p)
     if request.url.path.endswith("/history"):
-        return json_response({"data": [e.view() for e in await store.history(ident)]})
+        return json_response({"data": [e.view() for e in await store.history(current.id)]})
     return json_response(current.view())
 
 

@@ -12,30 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from aicp.cli.http import DEFAULT_URL, KeyOpt, UrlOpt, _fail, _request
+from aicp.cli.http import DEFAULT_URL, KeyOpt, UrlOpt, call
 
 cache_app = typer.Typer(help="The answer cache (docs/caching.md).", no_args_is_help=True)
 routes_app = typer.Typer(help="Route memory and learned routing (docs/routing.md).")
-
-
-def _call(
-    url: str,
-    key: str | None,
-    path: str,
-    body: dict[str, Any] | None = None,
-    method: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Any:
-    req = _request(url.rstrip("/") + path, key, body)
-    if method:
-        req.method = method
-    for name, value in (headers or {}).items():
-        req.add_header(name, value)
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return json.loads(r.read())
-    except urllib.error.URLError as exc:
-        raise _fail(exc) from None
 
 
 def _warm_request(line: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -75,7 +55,7 @@ def warmup(
 
     def one(line: dict[str, Any]) -> None:
         path, body = _warm_request(line)
-        _call(url, key, path, body, headers={"x-aicp-cache": "write"})
+        call(url, key, "POST", path, body, headers={"x-aicp-cache": "write"}, timeout=120)
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, lines))
@@ -85,7 +65,7 @@ def warmup(
 @cache_app.command("stats")
 def stats(url: UrlOpt = DEFAULT_URL, key: KeyOpt = None) -> None:
     """Hits, misses and savings (admin key)."""
-    typer.echo(json.dumps(_call(url, key, "/admin/cache/stats"), indent=2))
+    typer.echo(json.dumps(call(url, key, "GET", "/admin/cache/stats"), indent=2))
 
 
 @cache_app.command("clear")
@@ -105,7 +85,7 @@ def clear(
         "all": "true" if everything else None,
     }
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    done = _call(url, key, f"/admin/cache?{query}", method="DELETE")
+    done = call(url, key, "DELETE", f"/admin/cache?{query}")
     typer.echo(f"{done['deleted']} entries removed")
 
 
@@ -118,7 +98,7 @@ def routes_memory(
 ) -> None:
     """What route memory knows per (task class, route) (admin key)."""
     query = "?" + urllib.parse.urlencode({"task_class": task_class}) if task_class else ""
-    rows = _call(url, key, f"/admin/routes/memory{query}")["data"]
+    rows = call(url, key, "GET", f"/admin/routes/memory{query}")["data"]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return

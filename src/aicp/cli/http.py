@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,3 +34,36 @@ def _fail(exc: urllib.error.URLError) -> typer.Exit:
     else:
         typer.echo(f"error: cannot reach the gateway: {exc.reason}", err=True)
     return typer.Exit(1)
+
+
+def call(
+    url: str,
+    key: str | None,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> Any:
+    """One API call; an HTTP error is printed with its message and exits 1."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
+    req.add_header("content-type", "application/json")
+    if key:
+        req.add_header("authorization", f"Bearer {key}")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read().decode("utf-8", "replace")
+        try:
+            message = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = raw
+        typer.echo(f"error: HTTP {exc.code}: {message}", err=True)
+    except urllib.error.URLError as exc:
+        typer.echo(f"error: cannot reach the gateway: {exc.reason}", err=True)
+    raise typer.Exit(1)

@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from aicp.cli.http import DEFAULT_URL, UrlOpt, call
+
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list, rotate and revoke virtual keys.")
 teams_app = typer.Typer(no_args_is_help=True, help="Create and list teams.")
 
-DEFAULT_URL = "http://127.0.0.1:4000"
-UrlOpt = Annotated[str, typer.Option("--url", envvar="AICP_URL", help="The gateway's base URL.")]
+#: Admin commands: the key they need is an admin's.
 KeyOpt = Annotated[
     str | None,
     typer.Option("--key", envvar="AICP_API_KEY", help="An admin key (or the master key)."),
@@ -33,28 +32,6 @@ def duration(text: str) -> float:
     if not found:
         raise typer.BadParameter(f"{text!r} is not a duration such as 90s, 15m, 12h or 30d")
     return float(found.group(1)) * _UNITS[found.group(2) or "s"]
-
-
-def call(url: str, key: str | None, method: str, path: str, body: Any = None) -> Any:
-    """One admin API call; an HTTP error is printed with its message and exits 1."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
-    req.add_header("content-type", "application/json")
-    if key:
-        req.add_header("authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        raw = exc.read().decode("utf-8", "replace")
-        try:
-            message = json.loads(raw)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = raw
-        typer.echo(f"error: HTTP {exc.code}: {message}", err=True)
-    except urllib.error.URLError as exc:
-        typer.echo(f"error: cannot reach the gateway: {exc.reason}", err=True)
-    raise typer.Exit(1)
 
 
 def _when(value: Any) -> str:

@@ -10,17 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from aicp.cli.http import DEFAULT_URL, KeyOpt, UrlOpt, _fail, _request
+from aicp.cli.http import DEFAULT_URL, KeyOpt, UrlOpt, call
 
 memory_app = typer.Typer(help="Project and global memory (docs/memory.md).", no_args_is_help=True)
 
 
 def _call(url: str, key: str | None, path: str, body: dict[str, Any] | None = None) -> Any:
-    try:
-        with urllib.request.urlopen(_request(url.rstrip("/") + path, key, body), timeout=30) as r:
-            return json.loads(r.read())
-    except urllib.error.URLError as exc:
-        raise _fail(exc) from None
+    return call(url, key, "GET" if body is None else "POST", path, body)
 
 
 def _line(e: dict[str, Any]) -> str:

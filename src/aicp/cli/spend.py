@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from aicp.cli.keys import DEFAULT_URL, JsonOpt, KeyOpt, UrlOpt, call, duration
+from aicp.cli.http import DEFAULT_URL, UrlOpt, call
+from aicp.cli.keys import JsonOpt, KeyOpt, duration
 
 GROUPS = ("key", "user", "team", "project", "model", "day")
 

@@ -19,7 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from aicp.cli.db import run_database_job
-from aicp.cli.keys import DEFAULT_URL, JsonOpt, KeyOpt, UrlOpt, call
+from aicp.cli.http import DEFAULT_URL, UrlOpt, call
+from aicp.cli.keys import JsonOpt, KeyOpt
 
 ConfigOpt = Annotated[
     Path | None,

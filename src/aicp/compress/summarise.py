@@ -22,8 +22,6 @@ PROMPT = (
     "fact, number, name, decision and open question; drop pleasantries. Write plain "
     "prose of at most 200 words."
 )
-#: Sensitivities whose text never goes to an external deployment for a summary.
-STAYS_HOME = frozenset({"confidential", "restricted"})
 TIMEOUTS = Timeouts(connect=5.0, first_byte=30.0, idle=30.0)
 
 
@@ -48,7 +46,7 @@ class Summariser:
         except Exception:
             return None
         allowed = ex.decision.allowed if ex.decision is not None else None
-        may_leave = not ex.offline and ex.sensitivity not in STAYS_HOME
+        may_leave = ex.may_leave
         for dep in chain:
             if getattr(dep.provider, "local", False):
                 return cls(dep)

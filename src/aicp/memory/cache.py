@@ -10,8 +10,6 @@ in memory and written per process to `cache_stats`, summed when read.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -22,7 +20,9 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from aicp.memory.settings import CacheSettings
+from aicp.observability.events import new_origin
 from aicp.storage.db import Database
+from aicp.storage.periodic import Periodic
 from aicp.storage.schema import cache_entries, cache_invalidations, cache_stats
 
 log = logging.getLogger("aicp.cache")
@@ -105,7 +105,7 @@ class CacheStore:
         self.db = db
         self.settings = settings
         self.clock = clock
-        self.origin = f"{os.uname().nodename[:40]}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.origin = new_origin()
         self.by_id: dict[str, CacheEntry] = {}
         self.exact: dict[str, list[CacheEntry]] = {}
         #: Called with each semantic entry added from elsewhere, and each id removed.
@@ -115,7 +115,7 @@ class CacheStore:
         self._queue: list[CacheEntry] = []
         self._seq = 0
         self._inval_seq = 0
-        self._task: asyncio.Task[None] | None = None
+        self._sync = Periodic("aicp-cache-sync", settings.sync_s, self.sync, log)
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -130,23 +130,11 @@ class CacheStore:
             ).scalar()
         self._inval_seq = int(top or 0)
         await self._load()
-        self._task = asyncio.create_task(self._loop(), name="aicp-cache-sync")
+        self._sync.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._sync.stop()
         await self._flush()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.sync_s)
-            try:
-                await self.sync()
-            except Exception:
-                log.exception("cache: syncing with the database failed")
 
     async def sync(self) -> None:
         """Write what is queued, read what others wrote and removed, drop the expired."""

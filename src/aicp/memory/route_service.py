@@ -9,10 +9,8 @@ writing the same row (memory/routes.py says why the sums add).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import os
 import time
 from typing import Any
 
@@ -20,9 +18,11 @@ from sqlalchemy import delete, insert, select
 
 from aicp.memory.routes import Outcome, RouteMemory, RouteRow, combine
 from aicp.memory.settings import LearningSettings
+from aicp.observability.events import new_origin
 from aicp.plane.exchange import Exchange
 from aicp.routing.learned import LearnedSettings, LearnedStrategy, Weights
 from aicp.storage.db import Database
+from aicp.storage.periodic import Periodic
 from aicp.storage.schema import route_memory
 
 log = logging.getLogger("aicp.learning")
@@ -35,30 +35,18 @@ class RouteService:
         self.memory = RouteMemory(half_life_s=settings.half_life_s)
         learned = LearnedSettings(weights=Weights.from_mapping(settings.weights))
         self.strategy = LearnedStrategy(self.memory, learned)
-        self.origin = f"{os.uname().nodename[:40]}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.origin = new_origin()
         self._own: dict[tuple[str, str], RouteRow] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._sync = Periodic("aicp-route-memory-sync", settings.sync_s, self.sync, log)
 
     async def start(self) -> None:
         await self._read()
-        self._task = asyncio.create_task(self._loop(), name="aicp-route-memory")
+        self._sync.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._sync.stop()
         with contextlib.suppress(Exception):
             await self.sync()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.sync_s)
-            try:
-                await self.sync()
-            except Exception:
-                log.exception("route memory: syncing with the database failed")
 
     async def sync(self) -> None:
         deltas = self.memory.drain_deltas()

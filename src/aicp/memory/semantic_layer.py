@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aicp.cache")
 
-#: Sensitivities whose questions never go to an external embeddings deployment.
-STAYS_HOME = frozenset({"confidential", "restricted"})
-
 
 class SemanticLayer:
     def __init__(self, cache: SemanticCache, local: bool, settings: SemanticCacheSettings) -> None:
@@ -65,7 +62,7 @@ class SemanticLayer:
         return cls(cache, is_local, settings)
 
     def request(self, ex: Exchange) -> SemanticRequest | None:
-        if not self.local and (ex.offline or ex.sensitivity in STAYS_HOME):
+        if not self.local and not ex.may_leave:
             return None
         return semantic_request(ex.protocol, ex.operation, ex.model, ex.body)
 

@@ -100,11 +100,17 @@ class Event:
 Subscriber = Callable[[Event], None]
 
 
+def new_origin() -> str:
+    """A name for one emitter or writer in this process (host, pid, a random suffix: two
+    gateways in one process stay apart), short enough for a 64-character column."""
+    return f"{os.uname().nodename[:40]}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
 class EventBus:
     """In-process publish/subscribe; `remote` subscribers also hear other processes."""
 
     def __init__(self, origin: str | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.origin = origin or f"{os.uname().nodename}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.origin = origin or new_origin()
         self.clock = clock
         #: (subscriber, the types it wants or None for all)
         self._local: list[tuple[Subscriber, frozenset[str] | None]] = []

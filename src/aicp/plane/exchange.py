@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 Mode = Literal["live", "simulate", "offline"]
 
+#: Sensitivities whose text the gateway never sends out on its own account.
+STAYS_HOME = frozenset({"confidential", "restricted"})
+
 
 @dataclass(slots=True)
 class Principal:
@@ -176,6 +179,13 @@ class Exchange:
         if self.first_byte_at is None:
             return None
         return (self.first_byte_at - self.started) * 1000
+
+    @property
+    def may_leave(self) -> bool:
+        """Whether the gateway may send this request's text to an external deployment of
+        its own choosing (an embedder, a summariser): not offline, and neither
+        `confidential` nor `restricted`."""
+        return not self.offline and self.sensitivity not in STAYS_HOME
 
     @property
     def model(self) -> str:
