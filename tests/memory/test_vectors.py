@@ -28,7 +28,7 @@ def search(
     *,
     model: str = "m",
     threshold: float = 0.9,
-    sensitivity: str = "restricted",
+    sensitivity: str = "internal",
     scope: Scope = ANYONE,
     context: str = "",
     now: float = NOW,
@@ -73,12 +73,12 @@ def test_scope_filters_on_key_user_and_team() -> None:
     assert search(index, unit(1), scope=Scope(team="never-seen")) is None
 
 
-def test_an_entry_serves_only_requests_at_least_as_sensitive() -> None:
+def test_an_entry_serves_only_requests_of_its_own_sensitivity() -> None:
     index: VectorIndex[str] = VectorIndex(DIMS)
     index.add("a", "m", unit(1), "", sensitivity="confidential")
     assert search(index, unit(1), sensitivity="internal") is None
     assert search(index, unit(1), sensitivity="confidential") == "a"
-    assert search(index, unit(1), sensitivity="restricted") == "a"
+    assert search(index, unit(1), sensitivity="restricted") is None
     with pytest.raises(ValueError, match="unknown sensitivity"):
         search(index, unit(1), sensitivity="secret")
 

@@ -284,7 +284,8 @@ class VectorIndex(Generic[P]):
         """Up to `limit` allowed entries scoring at least `threshold`, best first.
 
         Allowed: unexpired at `now`, asked in `context`, owned as `scope` asks,
-        and labelled no more sensitive than the request (`sensitivity`).
+        and labelled with the request's sensitivity: an answer never crosses a level,
+        up or down.
         """
         part = self._parts.get(model)
         query = self._unit(vector)
@@ -302,7 +303,7 @@ class VectorIndex(Generic[P]):
             scores = scores + part.tail[:n] @ q_tail
             rows = rows[scores[rows] >= threshold]
         mask = part.alive[rows] & (part.expires[rows] > now)
-        mask &= (part.level[rows] <= _rank(sensitivity)) & (part.context[rows] == ctx)
+        mask &= (part.level[rows] == _rank(sensitivity)) & (part.context[rows] == ctx)
         for j, code in enumerate(wanted):
             if code is not None:
                 mask &= part.owner[rows, j] == code
