@@ -19,6 +19,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -226,7 +227,7 @@ class MemoryStore:
                 "created_at": time.time(),
             }
             await conn.execute(insert(memory_entries).values(**row))
-        entry = _entry(_Row(row))
+        entry = _entry(SimpleNamespace(**row))
         await self._refresh(force=True)
         return entry
 
@@ -284,10 +285,3 @@ class MemoryStore:
             scored.append((e, relevance * (0.5 + 0.5 * recency)))
         scored.sort(key=lambda pair: pair[1], reverse=True)
         return scored[:limit]
-
-
-class _Row:
-    """A dict as a row, for `_entry`."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.__dict__.update(data)
