@@ -1,0 +1,1 @@
+"""Pipelines: durable ML/LLM pipelines, tracked in MLflow, promoting what the gateway serves."""
