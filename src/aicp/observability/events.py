@@ -51,6 +51,21 @@ EVENT_TYPES: dict[str, str] = {
     "compression.applied": "the compress stage sent fewer tokens than the client did",
     "memory.added": "a project or global memory entry (or a new version of one) was stored",
     "feedback.received": "a client scored the answer of a receipt",
+    "pipeline.run.started": "a pipeline run started (or was resumed after a restart)",
+    "pipeline.run.completed": "a pipeline run finished with every stage done",
+    "pipeline.run.failed": "a pipeline run stopped on a failed stage or gate",
+    "pipeline.run.cancelled": "a pipeline run was cancelled",
+    "pipeline.run.paused": "a pipeline run was paused",
+    "pipeline.run.resumed": "a paused pipeline run was resumed",
+    "pipeline.run.waiting_approval": "a pipeline run waits for a human decision",
+    "pipeline.stage.started": "a pipeline stage started an attempt",
+    "pipeline.stage.completed": "a pipeline stage finished and its result was checkpointed",
+    "pipeline.stage.failed": "a pipeline stage failed for good",
+    "pipeline.stage.retry": "a pipeline stage attempt failed and will be retried",
+    "pipeline.approval.decided": "an approval was decided, or took its default on timeout",
+    "registry.promoted": "a registered model version became production; its alias moved",
+    "registry.rolled_back": "production went back to the previous version; its alias moved",
+    "registry.registered": "a model version was registered",
 }
 
 

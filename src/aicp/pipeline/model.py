@@ -236,3 +236,15 @@ class StageFailed(Exception):
 
 class GateFailed(StageFailed):
     """A validation gate's checks failed: the run stops, the report says which and why."""
+
+
+class Tracker(Protocol):
+    """Experiment tracking of runs (pipeline/tracking.py: MLflow)."""
+
+    def run_started(self, run: PipelineRun, pipeline: Pipeline) -> str | None:
+        """Open the tracking run; returns its id (kept on the PipelineRun)."""
+        ...
+
+    def stage_finished(self, run: PipelineRun, result: StageResult) -> None: ...
+
+    def run_finished(self, run: PipelineRun) -> None: ...

@@ -352,3 +352,122 @@ feedback = Table(
 
 #: Tables whose rows may never change or go (triggers of migration 0003).
 MEMORY_APPEND_ONLY = ("memory_entries", "feedback")
+
+# --- pipelines (pipeline/) ---------------------------------------------------------------
+
+#: Pipelines registered through `/v1/pipelines`: how to load each (YAML text or import path).
+pipeline_definitions = Table(
+    "pipeline_definitions",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("origin", JSON, nullable=False),
+    Column("created_by", String(64), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+#: One row per run; the durable engine (DBOS) keeps its own checkpoints beside it.
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("pipeline", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("params", JSON, nullable=False, default=dict),
+    Column("origin", JSON, nullable=False),
+    Column("key_id", String(64), nullable=True),
+    Column("team_id", String(64), nullable=True),
+    Column("mlflow_run_id", String(64), nullable=True),
+    Column("error", String, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_pipeline_runs_pipeline", "pipeline", "created_at"),
+    Index("ix_pipeline_runs_status", "status"),
+)
+
+pipeline_stages = Table(
+    "pipeline_stages",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("stage", String(200), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("output", JSON, nullable=True),
+    Column("error", String, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("receipts", JSON, nullable=False, default=list),
+    Column("cost_micros", BigInteger, nullable=False, default=0),
+    Column("metrics", JSON, nullable=False, default=dict),
+    Column("report", JSON, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+)
+
+#: Every event of a run, in order, so a late WebSocket subscriber gets the history first.
+pipeline_events = Table(
+    "pipeline_events",
+    metadata,
+    _seq(),
+    Column("run_id", String(64), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("time", Float, nullable=False),
+    Column("data", JSON, nullable=False, default=dict),
+    Index("ix_pipeline_events_run", "run_id", "seq"),
+)
+
+pipeline_approvals = Table(
+    "pipeline_approvals",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("stage", String(200), primary_key=True),
+    #: pending, approved, rejected, timed_out
+    Column("status", String(20), nullable=False),
+    Column("message", String(2000), nullable=True),
+    Column("default", String(20), nullable=False),
+    Column("requested_at", Float, nullable=False),
+    Column("deadline", Float, nullable=True),
+    Column("decided_at", Float, nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("comment", String(2000), nullable=True),
+)
+
+# --- the model registry (pipeline/registry.py) -------------------------------------------
+
+#: The gateway alias each registered model drives, and the route its production version
+#: names; every gateway process applies changes within a second.
+model_bindings = Table(
+    "model_bindings",
+    metadata,
+    Column("registered_model", String(200), primary_key=True),
+    Column("alias", String(200), nullable=False, unique=True),
+    Column("version", String(32), nullable=True),
+    #: The gateway model name the alias resolves to (a model, group or provider/model).
+    Column("target", String(200), nullable=True),
+    #: Request parameters the version serves with (defaults the client may override).
+    Column("params", JSON, nullable=False, default=dict),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(64), nullable=True),
+)
+
+#: Every register, promote and rollback, hash-chained (append-only).
+registry_audit = Table(
+    "registry_audit",
+    metadata,
+    _seq(),
+    Column("time", Float, nullable=False),
+    Column("actor", String(64), nullable=True),
+    Column("action", String(20), nullable=False),
+    Column("registered_model", String(200), nullable=False),
+    Column("version", String(32), nullable=True),
+    Column("previous_version", String(32), nullable=True),
+    Column("alias", String(200), nullable=True),
+    Column("data", JSON, nullable=False, default=dict),
+    #: SHA-256 of the previous record's hash and this record's canonical JSON.
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_registry_audit_model", "registered_model", "seq"),
+)
+
+#: Tables whose rows may never change or go (triggers of migration 0005).
+PIPELINE_APPEND_ONLY = ("pipeline_events", "registry_audit")
