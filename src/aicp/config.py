@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aicp.errors import ConfigError
+from aicp.pipeline.settings import PipelineSettings, RegistrySettings
 from aicp.memory.settings import (
     CacheSettings,
     CompressionSettings,
@@ -254,6 +255,8 @@ class Settings(_Strict):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     compression: CompressionSettings = Field(default_factory=CompressionSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
+    pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     #: Where the settings came from, for messages.
     source: str = "<defaults>"
 

@@ -57,6 +57,22 @@ class Authenticator:
             raise AuthenticationFailed("the API key has expired", code="expired_api_key")
         return entry.principal, entry
 
+    def resolve_id(self, key_id: str) -> tuple[Principal, KeyEntry | None]:
+        """The principal of a key known by id (an in-process caller acting for the key
+        that started a pipeline run): "master", "" for anonymous, or a live key's id."""
+        if key_id == MASTER.key_id and self.master_key is not None:
+            return MASTER, None
+        if not key_id:
+            if self.open:
+                return self.anonymous, None
+            raise AuthenticationFailed("no API key: this gateway needs one")
+        entry = self.keys.entry_for_id(key_id)
+        if entry is None:
+            raise AuthenticationFailed(f"the API key {key_id} is revoked or does not exist")
+        if entry.expired():
+            raise AuthenticationFailed("the API key has expired", code="expired_api_key")
+        return entry.principal, entry
+
 
 class KeyAuthenticate:
     name = "authenticate"
@@ -65,7 +81,10 @@ class KeyAuthenticate:
         self.auth = Authenticator(keys, master_key, allow_forced_routes)
 
     async def __call__(self, ex: Exchange) -> None:
-        principal, entry = self.auth.resolve(bearer(ex.headers))
+        if ex.on_behalf_of is not None:  # an in-process caller (api/inprocess.py)
+            principal, entry = self.auth.resolve_id(ex.on_behalf_of)
+        else:
+            principal, entry = self.auth.resolve(bearer(ex.headers))
         if entry is not None and entry.allowed is not None and ex.model not in entry.allowed:
             raise PermissionDenied(
                 f"this key may not use the model {ex.model!r}", code="model_not_allowed"

@@ -89,6 +89,13 @@ class KeyService:
             return None
         return entry
 
+    def entry_for_id(self, key_id: str) -> KeyEntry | None:
+        """The cached entry of a key by its id; None when revoked or unknown."""
+        row = self.cache.rows.get(key_id)
+        if row is None or row[1] is None:
+            return None
+        return self.cache.entries.get(row[1])
+
     def lookup(self, key: str) -> Principal | None:
         """The principal of a live key, from the in-process cache; no database trip."""
         entry = self.find(key)

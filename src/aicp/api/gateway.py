@@ -74,6 +74,10 @@ def requested_modes(headers: dict[str, str]) -> frozenset[str]:
     return modes
 
 
+#: The ASGI scope key of an in-process caller (api/inprocess.py: `Caller`).
+IN_PROCESS = "aicp.in_process"
+
+
 class Endpoint:
     def __init__(
         self,
@@ -96,11 +100,11 @@ class Endpoint:
         headers = header_dict(scope)
         state = self.state
         ex = Exchange(request_id(headers), self.protocol, self.operation, {}, headers)
-        # A live replay (api/replay_run.py) marks its receipt through the ASGI scope, which
-        # only in-process callers can set: a client's headers can never claim the mark.
-        replay_of = scope.get("aicp.replay_of")
-        if replay_of is not None:
-            ex.labels["replay_of"] = replay_of
+        # In-process callers (api/inprocess.py) speak through the ASGI scope, which no
+        # client can set: a replay's mark, a pipeline stage's labels and key.
+        caller = scope.get(IN_PROCESS)
+        if caller is not None:
+            caller.mark(ex)
         try:
             ex.raw = raw = await read_body(receive, headers, state.settings.server.max_body_bytes)
             body = parse_json(raw)

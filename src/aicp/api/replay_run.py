@@ -9,43 +9,23 @@ the ASGI scope key below), never in a header, so no client can claim it.
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from aicp.accounting.budget_stages import max_output, prompt_estimate
-from aicp.api.asgi import Message, header_dict, request_id
-from aicp.api.gateway import Endpoint, Validator
-from aicp.errors import AicpError, RequestError
+from aicp.api.asgi import request_id
+from aicp.api.inprocess import Caller, committed_receipt, endpoint_for, invoke
+from aicp.errors import AicpError
 from aicp.plane.exchange import Exchange
 from aicp.plane.simulate import simulate
 from aicp.protocol.validate import parse_json
 from aicp.providers.base import Usage
-from aicp.receipts.log import ReceiptNotFound
 from aicp.receipts.output import output_text
 from aicp.storage.schema import MICROS
 
 if TYPE_CHECKING:
     from aicp.state import AppState
-
-#: The ASGI scope key api/gateway.py reads into the receipt's `labels.replay_of`.
-REPLAY_SCOPE_KEY = "aicp.replay_of"
-
-#: How long a live replay waits for its receipt when receipts are not durable.
-RECEIPT_WAIT_S = 5.0
-
-
-def endpoint_for(protocol: str, operation: str) -> tuple[str, Validator]:
-    """The LLM endpoint (path, body check) that serves (protocol, operation)."""
-    # Imported here: app.py imports the API modules, this one included.
-    from aicp.app import _ENDPOINTS
-
-    for path, (p, op, check) in _ENDPOINTS.items():
-        if (p, op) == (protocol, operation):
-            return "/v1" + path, check
-    raise RequestError(f"no endpoint serves {protocol} {operation}", status=409)
 
 
 def summary(receipt: dict[str, Any], response: bytes | None) -> dict[str, Any]:
@@ -143,15 +123,6 @@ async def _budget(state: AppState, ex: Exchange) -> dict[str, Any] | None:
 # --- live -----------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Captured:
-    """What the gateway sent back to the in-process replay."""
-
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    body: list[bytes] = field(default_factory=list)
-
-
 async def run_live(
     state: AppState,
     original: dict[str, Any],
@@ -160,64 +131,18 @@ async def run_live(
 ) -> dict[str, Any]:
     """The stored body through the real endpoint handler, in process: its own receipt."""
     endpoint = original["endpoint"]
-    path, check = endpoint_for(endpoint["protocol"], endpoint["operation"])
-    handler = Endpoint(state, endpoint["protocol"], endpoint["operation"], check)
-    sent = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    sent += [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": sent,
-        "client": ("127.0.0.1", 0),
-        "server": None,
-        REPLAY_SCOPE_KEY: original["id"],
-    }
-    got = Captured()
-    done = asyncio.Event()
-    delivered = False
-
-    async def receive() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": raw, "more_body": False}
-        await done.wait()  # nobody disconnects from an in-process call
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            got.status = message["status"]
-            got.headers = header_dict(message)
-        elif message["type"] == "http.response.body":
-            got.body.append(message.get("body", b""))
-
-    try:
-        await handler(scope, receive, send)
-    finally:
-        done.set()
-    receipt_id = got.headers.get("x-aicp-receipt-id")
+    got = await invoke(
+        state,
+        endpoint["protocol"],
+        endpoint["operation"],
+        raw,
+        headers,
+        Caller(labels={"replay_of": original["id"]}),
+    )
+    receipt_id = got.receipt_id
     if receipt_id is None:  # pragma: no cover - every response of the handler carries one
         raise AicpError("the replay's response carried no receipt id")
-    receipt = orjson.loads((await _committed(state, receipt_id)).data)
-    out = summary(receipt, b"".join(got.body))
+    receipt = await committed_receipt(state, receipt_id)
+    out = summary(receipt, got.content)
     out["decisions"] = receipt.get("decisions")
     return out
-
-
-async def _committed(state: AppState, receipt_id: str) -> Any:
-    """The receipt's row, waiting a little for its commit when receipts are not durable."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + RECEIPT_WAIT_S
-    while True:
-        try:
-            return await state.receipts.get(receipt_id)
-        except ReceiptNotFound:
-            if loop.time() > deadline:
-                raise AicpError(f"the replay's receipt {receipt_id} was not recorded") from None
-            await asyncio.sleep(0.02)

@@ -128,6 +128,8 @@ class Exchange:
     receipt_id: str = field(default_factory=new_receipt_id)
     #: UTC epoch seconds when the request arrived.
     wall_start: float = field(default_factory=time.time)
+    #: An in-process caller's key id to authenticate as (api/inprocess.py); never a header.
+    on_behalf_of: str | None = None
     #: The request body as the client sent it (hashed into the receipt, kept by policy).
     raw: bytes = b""
     #: SHA-256 of the response body the client got (a stream's bytes, all of them).

@@ -14,7 +14,7 @@ from aicp.errors import AuthenticationFailed, PermissionDenied, PolicyDenied
 from aicp.observability.events import EventBus
 from aicp.plane.announce import MODEL_CHARS, emit_for
 from aicp.plane.exchange import Exchange, Principal
-from aicp.routing.router import Router
+from aicp.routing.router import Binding, Router
 
 if TYPE_CHECKING:
     from aicp.memory.route_service import RouteService
@@ -110,6 +110,8 @@ class RouteStage:
                 )
             ex.route.overridden = True
         route = ex.route
+        if route.binding is not None:
+            bound(ex, route.binding)
         if (
             self.learned is not None
             and route.strategy == "learned"
@@ -125,3 +127,13 @@ class RouteStage:
         ex.trace.append(("route", decided))
         if self.events.wants("route.decided"):
             emit_for(self.events, "route.decided", ex, {**decided, "model": ex.model[:MODEL_CHARS]})
+
+
+def bound(ex: Exchange, binding: Binding) -> None:
+    """A registry-bound alias: the version's parameters where the client set none, and
+    the version in the receipt (`labels.registry`)."""
+    body = ex.body
+    for key, value in binding.params.items():
+        if key not in body:
+            body[key] = value
+    ex.labels["registry"] = f"{binding.registered_model}@{binding.version}"

@@ -55,9 +55,22 @@ class Route:
     overridden: bool = False
     #: The strategy of the entry the client named (`learned` is applied by the route stage).
     strategy: str = "priority"
+    #: Set when the name is an alias a registered model drives (routing/bindings.py).
+    binding: Binding | None = None
 
     def describe(self) -> list[str]:
         return [d.key for d in self.chain]
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A gateway alias moved by the model registry: its target and version's parameters."""
+
+    registered_model: str
+    version: str
+    target: str
+    #: Request parameters the version serves with; the client's own values win.
+    params: Mapping[str, object] = field(default_factory=dict)
 
 
 Order = Callable[[Sequence[Deployment], random.Random], list[Deployment]]
@@ -116,6 +129,8 @@ class Router:
         #: Entries made on demand for `provider/model` and bare names.
         self._direct_entries: dict[str, Entry] = {}
         self.aliases = dict(settings.aliases)
+        #: alias -> what the registry bound it to (replaces `aliases` entries of the same name).
+        self.bindings: dict[str, Binding] = {}
         self._bare: dict[str, list[str]] = {}
         for provider_name, models in catalog.items():
             for m in models:
@@ -224,7 +239,7 @@ class Router:
                 if d.key not in seen:
                     seen.add(d.key)
                     chain.append(d)
-        return Route(name, chain, strategy=entry.strategy)
+        return Route(name, chain, strategy=entry.strategy, binding=self.bindings.get(name))
 
     def forced(self, name: str) -> Route:
         entry = self._resolve_entry(name, set())
@@ -235,6 +250,33 @@ class Router:
         if len(deps) == 1:
             return [deps[0]]
         return STRATEGIES[entry.strategy](deps, self.rng)
+
+    def bind(self, found: Mapping[str, Binding]) -> list[str]:
+        """Make `found` (alias -> binding) the registry's aliases, in one assignment per
+        alias so a request sees the old target or the new one, never a mix. A binding
+        whose target does not resolve is left out (and named in the returned problems)."""
+        problems: list[str] = []
+        usable: dict[str, Binding] = {}
+        for alias, b in found.items():
+            if alias in self.entries:
+                problems.append(f"alias {alias!r} of {b.registered_model!r} is a model's name")
+                continue
+            try:
+                self._resolve_entry(b.target, {alias})
+            except (ModelNotFound, AmbiguousModel, ConfigError) as exc:
+                problems.append(f"{b.registered_model} v{b.version}: {exc}")
+                continue
+            usable[alias] = b
+        for alias in set(self.bindings) - usable.keys():
+            original = self.settings.aliases.get(alias)
+            if original is None:
+                self.aliases.pop(alias, None)
+            else:
+                self.aliases[alias] = original
+        for alias, b in usable.items():
+            self.aliases[alias] = b.target
+        self.bindings = usable
+        return problems
 
     # --- views ----------------------------------------------------------------------
 

@@ -1,0 +1,30 @@
+"""The `pipelines` and `registry` sections of the control-plane file (docs/pipelines.md)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PipelineSettings(_Strict):
+    #: Run pipelines inside the gateway process (the REST API and `aicp pipeline run`).
+    enabled: bool = True
+    #: The durable engine's own database (DBOS). Default: `dbos.sqlite` in the data
+    #: directory, or the gateway's PostgreSQL database (DBOS keeps its own schema there).
+    system_database_url: str | None = Field(default=None, repr=False)
+    #: MLflow tracking URI; default `sqlite:///<data_dir>/mlflow.db` with artifacts in
+    #: `<data_dir>/mlartifacts`. Needs the `mlops` extra; without it runs are not tracked.
+    tracking_uri: str | None = None
+    tracking: bool = True
+    #: Ray for stages marked `distributed: true`: an address, or a local instance.
+    ray_address: str | None = None
+    #: Directories a pipeline file given by path must be in (empty: the working directory).
+    allowed_dirs: list[str] = Field(default_factory=list)
+
+
+class RegistrySettings(_Strict):
+    #: How often every gateway process re-reads the aliases registered models drive.
+    sync_s: float = Field(default=0.5, gt=0, le=60)
