@@ -19,7 +19,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from aicp.accounting.auth import check_exposure
-from aicp.api import admin, cache, events, identity, learning, memory, receipts, replay, spend
+from aicp.api import (
+    admin,
+    cache,
+    events,
+    identity,
+    learning,
+    memory,
+    pipelines,
+    receipts,
+    registry,
+    replay,
+    spend,
+)
 from aicp.api import metrics as metrics_api
 from aicp.api.asgi import Message, Receive, Scope, Send, header_dict, request_id
 from aicp.api.errors import error_body
@@ -60,6 +72,8 @@ class App:
                 *cache.routes,
                 *memory.routes,
                 *learning.routes,
+                *pipelines.routes,
+                *registry.routes,
                 # The hot paths are served above; these routes only answer a wrong
                 # method (405) and a request that arrives before start-up finished.
                 *(Route(path, _starting, methods=["POST"]) for path in HOT_PATHS),

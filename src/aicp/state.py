@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from aicp.memory.projects import MemoryStore
     from aicp.memory.route_service import RouteService
     from aicp.memory.semantic_layer import SemanticLayer
+    from aicp.pipeline.service import PipelineService
     from aicp.policy.service import PolicyService
 
 log = logging.getLogger("aicp")
@@ -81,8 +82,12 @@ class AppState:
     memory: MemoryStore | None = None
     #: Route memory and the learned strategy (memory/route_service.py).
     routes: RouteService | None = None
+    #: Pipelines, the model registry and the aliases it drives (pipeline/service.py).
+    pipelines: PipelineService | None = None
 
     async def aclose(self) -> None:
+        if self.pipelines is not None:
+            await self.pipelines.aclose()
         if self.policy is not None:
             await self.policy.aclose()
         if self.cache is not None:
@@ -314,6 +319,10 @@ async def create_state(
     state.cache = cache
     state.memory = memory
     state.routes = routes
+    from aicp.pipeline.service import PipelineService
+
+    state.pipelines = PipelineService(state)
+    await state.pipelines.start()
     if policy is not None:
         policy.start()
     if redis is not None:

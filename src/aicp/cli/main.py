@@ -17,8 +17,10 @@ from aicp.cli.db import db_app
 from aicp.cli.http import DEFAULT_URL, KeyOpt, UrlOpt, _fail, _request
 from aicp.cli.keys import keys_app, teams_app
 from aicp.cli.memory import memory_app
+from aicp.cli.pipeline import pipeline_app
 from aicp.cli.policy import policy_app
 from aicp.cli.receipts import receipts_app
+from aicp.cli.registry import registry_app
 from aicp.cli.route import route_app
 from aicp.cli.spend import spend
 from aicp.cli.trace import replay, trace
@@ -40,6 +42,8 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(memory_app, name="memory")
 app.add_typer(cache_app, name="cache")
 app.add_typer(routes_app, name="routes")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(registry_app, name="registry")
 
 
 @app.command()

@@ -1,0 +1,424 @@
+"""Pipelines inside the gateway: the durable engine, its tracking, the model registry
+and the aliases it drives, behind the async API (api/pipelines.py, api/registry.py).
+
+The engine (DBOS) starts on first use, or at start-up when runs are unfinished
+so that they resume. It runs stages in worker threads; their LLM calls come
+back to this event loop through the request path (pipeline/inprocess.py), and
+their events are emitted on this loop's bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from aicp.api.authz import is_admin, is_team_admin
+from aicp.errors import AicpError, PermissionDenied, RequestError
+from aicp.pipeline.model import FINAL_RUN, Pipeline
+from aicp.plane.exchange import Principal
+from aicp.routing.bindings import BindingSync
+from aicp.storage.db import database_url
+from aicp.storage.schema import MICROS, pipeline_definitions, pipeline_runs, pipeline_stages
+
+if TYPE_CHECKING:
+    from aicp.pipeline.registry import ModelRegistry
+    from aicp.pipeline.runner import PipelineEngine
+    from aicp.state import AppState
+
+log = logging.getLogger("aicp.pipeline")
+
+#: An option value that names code to import (a pydantic model, a custom check or metric).
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+class PipelineService:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+        self.settings = state.settings.pipelines
+        self.bindings = BindingSync(state.db, state.router, state.settings.registry.sync_s)
+        self._engine: PipelineEngine | None = None
+        self._registry: ModelRegistry | None = None
+        self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.data_dir = Path(state.settings.storage.data_dir)
+        self.db_url = database_url(state.settings.storage)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.bindings.start()
+        if self.settings.enabled and await self._unfinished():
+            await self.engine()  # resumes them
+
+    async def aclose(self) -> None:
+        await self.bindings.aclose()
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.stop)
+        registry, self._registry = self._registry, None
+        if registry is not None:
+            registry.close()
+
+    async def _unfinished(self) -> bool:
+        query = sa.select(sa.func.count()).where(pipeline_runs.c.status.not_in(FINAL_RUN))
+        async with self.state.db.connect() as conn:
+            return bool((await conn.execute(query)).scalar_one())
+
+    async def engine(self) -> PipelineEngine:
+        if self._engine is not None:
+            return self._engine
+        async with self._lock:
+            if self._engine is None:
+                engine = self._make_engine()
+                await asyncio.to_thread(engine.start)
+                self._engine = engine
+        return self._engine
+
+    def _make_engine(self) -> PipelineEngine:
+        from aicp.pipeline.runner import PipelineEngine
+
+        return PipelineEngine(
+            database_url=self.db_url,
+            system_database_url=self.settings.system_database_url,
+            data_dir=self.data_dir,
+            llm_for=self._llm_for,
+            tracker=self._tracker(),
+            on_event=self._on_event,
+            ray_address=self.settings.ray_address,
+        )
+
+    def _tracker(self) -> Any:
+        if not self.settings.tracking:
+            return None
+        try:
+            import mlflow  # noqa: F401  (the `mlops` extra)
+
+            from aicp.pipeline.tracking import MlflowTracker
+        except ImportError:
+            log.warning("pipelines are not tracked: install the `mlops` extra for MLflow")
+            return None
+        return MlflowTracker(self.settings.tracking_uri, self.data_dir)
+
+    def _llm_for(self, run_id: str, stage: str, key_id: str | None) -> Any:
+        from aicp.pipeline.inprocess import GatewayLlm
+
+        assert self._loop is not None
+        labels = {"pipeline_run": run_id, "pipeline_stage": stage}
+        return GatewayLlm(self.state, self._loop, key_id, labels)
+
+    def _on_event(self, type: str, data: dict[str, Any]) -> None:
+        """From the engine's threads: emitted on the bus on this loop."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._emit, type, data)
+
+    def _emit(self, type: str, data: dict[str, Any]) -> None:
+        events = self.state.events
+        if events.wants(type):
+            events.emit(type, data, key_id=data.get("key_id"), team_id=data.get("team_id"))
+
+    # --- compiling --------------------------------------------------------------------
+
+    async def compile(
+        self, yaml: str | None, path: str | None, ref: str | None
+    ) -> tuple[Pipeline, dict[str, str]]:
+        from aicp.pipeline.load import from_origin
+
+        origin = (
+            {"kind": "yaml", "text": yaml, "path": path or "<request>"}
+            if yaml is not None
+            else {"kind": "python", "ref": ref or ""}
+        )
+        pipeline = await asyncio.to_thread(from_origin, origin)
+        return pipeline, origin
+
+    async def validate(
+        self, name: str | None, yaml: str | None, path: str | None, ref: str | None
+    ) -> dict[str, Any]:
+        try:
+            if name is not None:
+                pipeline = (await self._definition(name))[0]
+            else:
+                pipeline = (await self.compile(yaml, path, ref))[0]
+        except AicpError as err:
+            if err.status >= 500 or err.status == 404:
+                raise
+            return {"valid": False, "problems": list(getattr(err, "problems", [err.message]))}
+        return {"valid": True, **describe(pipeline)}
+
+    # --- definitions ------------------------------------------------------------------
+
+    async def define(
+        self, p: Principal, name: str | None, yaml: str | None, path: str | None, ref: str | None
+    ) -> dict[str, Any]:
+        if not is_admin(p):
+            raise PermissionDenied(
+                "registering a pipeline needs an admin key", code="admin_required"
+            )
+        pipeline, origin = await self.compile(yaml, path, ref)
+        name = name or pipeline.name
+        now = time.time()
+        async with self.state.db.begin() as conn:
+            await conn.execute(
+                pipeline_definitions.delete().where(pipeline_definitions.c.name == name)
+            )
+            await conn.execute(
+                pipeline_definitions.insert().values(
+                    name=name, origin=origin, created_by=p.key_id, created_at=now, updated_at=now
+                )
+            )
+        return {"name": name, **describe(pipeline)}
+
+    async def definitions(self) -> list[dict[str, Any]]:
+        query = sa.select(pipeline_definitions).order_by(pipeline_definitions.c.name)
+        async with self.state.db.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            {
+                "name": r["name"],
+                "kind": r["origin"].get("kind"),
+                "created_by": r["created_by"],
+                "updated_at": r["updated_at"],
+            }
+            for r in rows
+        ]
+
+    async def definition(self, name: str) -> dict[str, Any]:
+        pipeline, origin = await self._definition(name)
+        return {"name": name, "kind": origin.get("kind"), **describe(pipeline)}
+
+    async def _definition(self, name: str) -> tuple[Pipeline, dict[str, str]]:
+        from aicp.pipeline.load import from_origin
+
+        query = sa.select(pipeline_definitions.c.origin).where(pipeline_definitions.c.name == name)
+        async with self.state.db.connect() as conn:
+            origin = (await conn.execute(query)).scalar_one_or_none()
+        if origin is None:
+            raise RequestError(f"no pipeline {name!r}", status=404, code="not_found")
+        return await asyncio.to_thread(from_origin, origin), dict(origin)
+
+    # --- runs -------------------------------------------------------------------------
+
+    async def start_run(
+        self,
+        p: Principal,
+        name: str | None,
+        yaml: str | None,
+        path: str | None,
+        ref: str | None,
+        params: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        if not self.settings.enabled:
+            raise RequestError("pipelines are switched off", status=404, code="pipelines_disabled")
+        if name is not None:
+            pipeline = (await self._definition(name))[0]
+        else:
+            pipeline = (await self.compile(yaml, path, ref))[0]
+            if not is_admin(p) and imports_code(pipeline):
+                raise PermissionDenied(
+                    "this pipeline runs code the gateway imports (python stages or import "
+                    "paths): an admin must run it or register it with POST /v1/pipelines",
+                    code="admin_required",
+                )
+        engine = await self.engine()
+        run_id = await asyncio.to_thread(
+            engine.submit, pipeline, dict(params), key_id=_key_id(p), team_id=p.team_id
+        )
+        return await self.run(p, run_id)
+
+    async def _visible(self, p: Principal, run_id: str) -> None:
+        query = sa.select(pipeline_runs.c.key_id, pipeline_runs.c.team_id).where(
+            pipeline_runs.c.id == run_id
+        )
+        async with self.state.db.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None or not may_see(p, row.key_id, row.team_id):
+            raise RequestError(f"no pipeline run {run_id!r}", status=404, code="not_found")
+
+    async def run(self, p: Principal, run_id: str) -> dict[str, Any]:
+        await self._visible(p, run_id)
+        engine = await self.engine()
+        run = await asyncio.to_thread(engine.get, run_id)
+        if run is None:
+            raise RequestError(f"no pipeline run {run_id!r}", status=404, code="not_found")
+        return run.as_dict()
+
+    async def runs(
+        self, p: Principal, pipeline: str | None, status: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        engine = await self.engine()
+        found = await asyncio.to_thread(engine.list, pipeline=pipeline, status=status, limit=500)
+        seen = [r for r in found if may_see(p, r.key_id, getattr(r, "team_id", None))]
+        return [r.as_dict() for r in seen[:limit]]
+
+    async def control(self, p: Principal, run_id: str, action: str) -> dict[str, Any]:
+        await self._visible(p, run_id)
+        engine = await self.engine()
+        run = await asyncio.to_thread(getattr(engine, action), run_id)
+        out: dict[str, Any] = run.as_dict()
+        return out
+
+    async def approvals(self, p: Principal, run_id: str | None) -> list[dict[str, Any]]:
+        if run_id is not None:
+            await self._visible(p, run_id)
+        engine = await self.engine()
+        found = await asyncio.to_thread(engine.pending_approvals, run_id)
+        out = []
+        for a in found:
+            try:
+                await self._visible(p, a["run_id"])
+            except RequestError:
+                continue
+            out.append(a)
+        return out
+
+    async def decide(
+        self, p: Principal, run_id: str, stage: str, approve: bool, comment: str | None
+    ) -> dict[str, Any]:
+        await self._visible(p, run_id)
+        engine = await self.engine()
+        by = p.key_id or p.name or "local"
+        out: dict[str, Any] = await asyncio.to_thread(
+            engine.decide, run_id, stage, approve, by=by, comment=comment
+        )
+        return out
+
+    async def events(self, p: Principal, run_id: str, after: int = 0) -> list[dict[str, Any]]:
+        await self._visible(p, run_id)
+        engine = await self.engine()
+        found: list[dict[str, Any]] = await asyncio.to_thread(engine.events, run_id, after)
+        return found
+
+    async def costs(self, p: Principal, pipeline: str | None, limit: int) -> dict[str, Any]:
+        """Per run and per pipeline: the sum of the receipts the run's stages recorded."""
+        query = (
+            sa.select(
+                pipeline_runs.c.id,
+                pipeline_runs.c.pipeline,
+                pipeline_runs.c.key_id,
+                pipeline_runs.c.team_id,
+                pipeline_runs.c.status,
+                pipeline_runs.c.created_at,
+                sa.func.coalesce(sa.func.sum(pipeline_stages.c.cost_micros), 0).label("micros"),
+            )
+            .select_from(pipeline_runs.outerjoin(pipeline_stages))
+            .group_by(pipeline_runs.c.id)
+            .order_by(pipeline_runs.c.created_at.desc())
+        )
+        if pipeline is not None:
+            query = query.where(pipeline_runs.c.pipeline == pipeline)
+        async with self.state.db.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        rows = [r for r in rows if may_see(p, r["key_id"], r["team_id"])]
+        by: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            agg = by.setdefault(r["pipeline"], {"pipeline": r["pipeline"], "runs": 0, "micros": 0})
+            agg["runs"] += 1
+            agg["micros"] += r["micros"]
+        return {
+            "pipelines": [
+                {"pipeline": a["pipeline"], "runs": a["runs"], "cost_usd": a["micros"] / MICROS}
+                for a in sorted(by.values(), key=lambda a: -a["micros"])
+            ],
+            "runs": [
+                {
+                    "id": r["id"],
+                    "pipeline": r["pipeline"],
+                    "status": r["status"],
+                    "created_at": r["created_at"],
+                    "cost_usd": r["micros"] / MICROS,
+                }
+                for r in rows[:limit]
+            ],
+        }
+
+    # --- registry ---------------------------------------------------------------------
+
+    def registry(self) -> ModelRegistry:
+        if self._registry is None:
+            try:
+                import mlflow  # noqa: F401  (the `mlops` extra)
+            except ImportError:
+                raise RequestError(
+                    "the model registry needs MLflow: pip install 'aicp[mlops]'",
+                    status=501,
+                    code="mlops_not_installed",
+                ) from None
+            from aicp.pipeline.registry import ModelRegistry
+
+            self._registry = ModelRegistry(
+                self.db_url, data_dir=self.data_dir, tracking_uri=self.settings.tracking_uri
+            )
+        return self._registry
+
+    async def registry_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        registry = self.registry()
+        return await asyncio.to_thread(getattr(registry, method), *args, **kwargs)
+
+    def check_target(self, target: str) -> None:
+        try:
+            self.state.router.resolve(target)
+        except AicpError as err:
+            raise RequestError(
+                f"target {target!r} is not a model this gateway routes: {err.message}",
+                status=409,
+                code="unknown_target",
+            ) from None
+
+    async def apply_bindings(self) -> None:
+        await self.bindings.sync()
+
+
+def describe(pipeline: Pipeline) -> dict[str, Any]:
+    return {
+        "pipeline": pipeline.name,
+        "description": pipeline.description,
+        "concurrency": pipeline.concurrency,
+        "params": {
+            n: {"required": prm.required, "default": prm.default}
+            for n, prm in pipeline.params.items()
+        },
+        "stages": [
+            {"name": s.name, "type": s.type, "depends_on": list(s.depends_on)}
+            for s in pipeline.stages.values()
+        ],
+    }
+
+
+def imports_code(pipeline: Pipeline) -> bool:
+    """Would running it import code in the gateway? (python stages, import paths)"""
+    return any(
+        s.type == "python" or s.call is not None or _names_code(s.options)
+        for s in pipeline.stages.values()
+    )
+
+
+def _names_code(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(_IMPORT_PATH.match(value))
+    if isinstance(value, Mapping):
+        return any(_names_code(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_names_code(v) for v in value)
+    return False
+
+
+def may_see(p: Principal, key_id: str | None, team_id: str | None) -> bool:
+    if is_admin(p):
+        return True
+    if team_id is not None and is_team_admin(p, team_id):
+        return True
+    return key_id is not None and key_id == p.key_id
+
+
+def _key_id(p: Principal) -> str | None:
+    return p.key_id
