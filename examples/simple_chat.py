@@ -30,8 +30,10 @@ def main(argv: list[str]) -> int:
     # Every answer has a receipt: `aicp receipts show ID` or GET /v1/receipts/ID.
     print(f"receipt: {raw.headers.get('x-aicp-receipt-id')}", file=sys.stderr)
     if reply.usage is not None:
-        print(f"tokens: {reply.usage.prompt_tokens} in, {reply.usage.completion_tokens} out",
-              file=sys.stderr)
+        print(
+            f"tokens: {reply.usage.prompt_tokens} in, {reply.usage.completion_tokens} out",
+            file=sys.stderr,
+        )
     return 0
 
 

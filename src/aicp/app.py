@@ -26,6 +26,7 @@ from aicp.api import (
     identity,
     learning,
     memory,
+    pipeline_events,
     pipelines,
     receipts,
     registry,
@@ -73,6 +74,7 @@ class App:
                 *memory.routes,
                 *learning.routes,
                 *pipelines.routes,
+                *pipeline_events.routes,
                 *registry.routes,
                 # The hot paths are served above; these routes only answer a wrong
                 # method (405) and a request that arrives before start-up finished.

@@ -144,7 +144,7 @@ class Consumer:
             self.dropped.set()
 
 
-def _principal(ws: WebSocket, auth: Authenticator) -> Principal:
+def ws_principal(ws: WebSocket, auth: Authenticator) -> Principal:
     headers = dict(ws.headers.items())
     token = bearer(headers) or ws.query_params.get("api_key") or None
     principal = auth.resolve(token)[0]
@@ -163,15 +163,15 @@ def _rights(p: Principal) -> tuple[object, ...]:
 async def stream(ws: WebSocket) -> None:
     state: AppState | None = getattr(ws.app.state, "aicp", None)
     if state is None or not state.ready:
-        await _deny(ws, AicpError("the gateway is starting; try again shortly", status=503))
+        await deny(ws, AicpError("the gateway is starting; try again shortly", status=503))
         return
     auth = authenticator(state)
     try:
-        principal = _principal(ws, auth)
+        principal = ws_principal(ws, auth)
         wanted = parse_filter(ws.query_params)
         authorize(principal, wanted)
     except AicpError as err:
-        await _deny(ws, err)
+        await deny(ws, err)
         return
     size = state.settings.observability.event_queue
     consumer = Consumer(matcher(principal, wanted), size)
@@ -192,7 +192,7 @@ async def stream(ws: WebSocket) -> None:
 
 def _still_valid(auth: Authenticator, ws: WebSocket, was: Principal) -> bool:
     try:
-        return _rights(_principal(ws, auth)) == _rights(was)
+        return _rights(ws_principal(ws, auth)) == _rights(was)
     except AicpError:
         return False
 
@@ -238,7 +238,7 @@ async def _read(ws: WebSocket) -> None:
         pass
 
 
-async def _deny(ws: WebSocket, err: AicpError) -> None:
+async def deny(ws: WebSocket, err: AicpError) -> None:
     if "websocket.http.response" in ws.scope.get("extensions", {}):
         await ws.send_denial_response(error_response(err))
     else:  # the server answers 403 to a close before the handshake

@@ -66,6 +66,7 @@ def validate(
     from aicp.errors import AicpError
     from aicp.pipeline.load import load_pipeline
 
+    _importable_here()
     try:
         pipeline = load_pipeline(target)
     except AicpError as err:
@@ -215,6 +216,15 @@ def approve(
     body = {"approve": not reject, "comment": comment}
     got = call(url, key, "POST", f"/v1/approvals/{_q(run_id)}/{_q(stage)}", body)
     typer.echo(f"{got['stage']} of run {got['run_id']}: {got['status']}")
+
+
+def _importable_here() -> None:
+    """Modules are found from the working directory, as the gateway finds them."""
+    import os
+    import sys
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
 
 def _q(value: str) -> str:

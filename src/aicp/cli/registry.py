@@ -37,7 +37,7 @@ def list_models(
         return
     for m in models:
         prod = m.get("production") or "-"
-        typer.echo(f"{m['name']}  alias {m.get('alias')}  production v{prod}")
+        typer.echo(f"{m['name']}  alias {m.get('gateway_alias')}  production v{prod}")
         for v in m.get("versions", []):
             aliases = f" [{', '.join(v['aliases'])}]" if v.get("aliases") else ""
             typer.echo(f"  v{v['version']}  {v.get('target')}{aliases}")
@@ -86,7 +86,7 @@ def promote(
         body["from"] = from_alias
     got = call(url, key, "POST", f"/v1/registry/models/{_q(name)}/promote", body)
     was = got.get("previous_version") or "none"
-    moved = f"{got['alias']} -> {got['target']}"
+    moved = f"{got['gateway_alias']} -> {got['target']}"
     typer.echo(f"{got['name']}: production v{got['version']} (was {was}); {moved}")
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,6 +51,10 @@ class PipelineService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.data_dir = Path(state.settings.storage.data_dir)
         self.db_url = database_url(state.settings.storage)
+        for entry in reversed(self.settings.code_paths):
+            path = os.path.abspath(entry)
+            if path not in sys.path:
+                sys.path.insert(0, path)
 
     # --- lifecycle ------------------------------------------------------------------
 

@@ -21,8 +21,9 @@ class PipelineSettings(_Strict):
     tracking: bool = True
     #: Ray for stages marked `distributed: true`: an address, or a local instance.
     ray_address: str | None = None
-    #: Directories a pipeline file given by path must be in (empty: the working directory).
-    allowed_dirs: list[str] = Field(default_factory=list)
+    #: Where the gateway imports pipeline code from (`module:function`, YAML `call`s),
+    #: added to the front of sys.path at start-up; "." is the gateway's working directory.
+    code_paths: list[str] = Field(default_factory=lambda: ["."])
 
 
 class RegistrySettings(_Strict):

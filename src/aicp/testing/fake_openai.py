@@ -47,7 +47,7 @@ def register(app: web.Application, up: FakeUpstream) -> None:
         cid = "chatcmpl-" + hashlib.sha256(orjson.dumps(body)).hexdigest()[:16]
         created = int(time.time())
         tool = _tool_call(body)
-        text = up.reply
+        text = up.reply if up.respond is None else up.respond(body)
         if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
             text = '{"answer": "fake"}'
         usage = {

@@ -65,6 +65,9 @@ class FakeUpstream:
     embedding_dim: int = 8
     models: list[str] = field(default_factory=lambda: ["fake-model", "fake-model-2"])
     requests: list[Recorded] = field(default_factory=list)
+    #: Makes each OpenAI chat reply's text from the request body (None: `reply`), for
+    #: tests whose answers must depend on the question (a judge, a RAG answer).
+    respond: Callable[[Any], str] | None = None
     #: Called with each request that no queued fault matches; the fault it returns
     #: (None: none) applies to that request. None (the default): only queued faults.
     chaos: Callable[[Recorded], Fault | None] | None = None
