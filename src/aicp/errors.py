@@ -2,6 +2,7 @@
 
     AicpError                       base; carries an HTTP status and an error kind
     +-- ConfigError                 invalid settings or YAML (file, line and key named)
+    |   +-- PipelineInvalid         400 a pipeline definition is wrong (every problem listed)
     +-- RequestError (4xx)          the client's request is wrong
     |   +-- InvalidRequest          400 malformed JSON, bad UTF-8, wrong types, missing fields
     |   +-- BodyTooLarge            413 body over `server.max_body_bytes`
@@ -55,6 +56,19 @@ class AicpError(Exception):
 
 class ConfigError(AicpError):
     kind = "config_error"
+
+
+class PipelineInvalid(ConfigError):
+    """Each of `problems` reads `<file>:<line>: stage '<name>': what is wrong`."""
+
+    # 400: over the API the definition is the client's; the CLI shows the message only.
+    status = 400
+    code = "pipeline_invalid"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        count = f"{len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        super().__init__(f"invalid pipeline ({count}):\n" + "\n".join(self.problems))
 
 
 class RequestError(AicpError):
