@@ -17,13 +17,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aicp.errors import ConfigError
-from aicp.pipeline.settings import PipelineSettings, RegistrySettings
 from aicp.memory.settings import (
     CacheSettings,
     CompressionSettings,
     LearningSettings,
     MemorySettings,
 )
+from aicp.pipeline.settings import PipelineSettings, RegistrySettings
 
 Strategy = Literal["priority", "weighted", "least_latency", "lowest_cost", "learned"]
 
@@ -325,6 +325,16 @@ def load_settings(
         data,
         ("observability", "logging"),
         {"format": "AICP_LOG_FORMAT", "level": "AICP_LOG_LEVEL"},
+        env,
+    )
+    _env_section(
+        data,
+        ("pipelines",),
+        {
+            "executor_id": "AICP_PIPELINES_EXECUTOR_ID",
+            "tracking_uri": "MLFLOW_TRACKING_URI",
+            "ray_address": "RAY_ADDRESS",
+        },
         env,
     )
     data["source"] = source

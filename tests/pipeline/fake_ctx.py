@@ -48,6 +48,7 @@ class FakeCtx:
     llm: Llm = field(default_factory=NoLlm)
     run_id: str = "run-test"
     params: Mapping[str, Any] = field(default_factory=dict)
+    services: Mapping[str, Any] = field(default_factory=dict)
     receipts: list[tuple[str | None, float]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
 

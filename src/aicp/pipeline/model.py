@@ -160,6 +160,7 @@ class PipelineRun:
     error: str | None = None
     #: Who started it (a key id), for authorization and the llm stages' principal.
     key_id: str | None = None
+    team_id: str | None = None
     mlflow_run_id: str | None = None
 
     @property
@@ -177,6 +178,7 @@ class PipelineRun:
             "finished_at": self.finished_at,
             "error": self.error,
             "key_id": self.key_id,
+            "team_id": self.team_id,
             "mlflow_run_id": self.mlflow_run_id,
             "cost_usd": self.cost_usd,
         }
@@ -217,6 +219,11 @@ class StageContext(Protocol):
     stage: Stage
     params: Mapping[str, Any]
     llm: Llm
+    @property
+    def services(self) -> Mapping[str, Any]:
+        """What the host offers besides the gateway: inside `aicp serve`, "registry" (the
+        model registry, acting as the run's key; pipeline/service.py)."""
+        ...
 
     def record_receipt(self, receipt_id: str | None, cost_usd: float) -> None: ...
 

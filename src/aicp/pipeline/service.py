@@ -15,11 +15,12 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
+import yaml
 
 from aicp.api.authz import is_admin, is_team_admin
 from aicp.errors import AicpError, PermissionDenied, RequestError
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from aicp.state import AppState
 
 log = logging.getLogger("aicp.pipeline")
+T = TypeVar("T")
 
 #: An option value that names code to import (a pydantic model, a custom check or metric).
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -96,9 +98,11 @@ class PipelineService:
             system_database_url=self.settings.system_database_url,
             data_dir=self.data_dir,
             llm_for=self._llm_for,
+            services_for=self._services_for,
             tracker=self._tracker(),
             on_event=self._on_event,
             ray_address=self.settings.ray_address,
+            executor_id=self.settings.executor_id,
         )
 
     def _tracker(self) -> Any:
@@ -119,6 +123,14 @@ class PipelineService:
         assert self._loop is not None
         labels = {"pipeline_run": run_id, "pipeline_stage": stage}
         return GatewayLlm(self.state, self._loop, key_id, labels)
+
+    def _services_for(self, run_id: str, stage: str, key_id: str | None) -> dict[str, Any]:
+        return {"registry": RunRegistry(self, key_id)}
+
+    def on_loop(self, coro: Coroutine[Any, Any, T], timeout_s: float = 60.0) -> T:
+        """From an engine thread: run `coro` on the gateway's loop and wait for it."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
 
     def _on_event(self, type: str, data: dict[str, Any]) -> None:
         """From the engine's threads: emitted on the bus on this loop."""
@@ -228,13 +240,14 @@ class PipelineService:
         if name is not None:
             pipeline = (await self._definition(name))[0]
         else:
-            pipeline = (await self.compile(yaml, path, ref))[0]
-            if not is_admin(p) and imports_code(pipeline):
+            # Checked before compiling: compiling imports what the pipeline names.
+            if not is_admin(p) and (ref is not None or yaml_imports_code(yaml or "")):
                 raise PermissionDenied(
                     "this pipeline runs code the gateway imports (python stages or import "
                     "paths): an admin must run it or register it with POST /v1/pipelines",
                     code="admin_required",
                 )
+            pipeline = (await self.compile(yaml, path, ref))[0]
         engine = await self.engine()
         run_id = await asyncio.to_thread(
             engine.submit, pipeline, dict(params), key_id=_key_id(p), team_id=p.team_id
@@ -263,7 +276,7 @@ class PipelineService:
     ) -> list[dict[str, Any]]:
         engine = await self.engine()
         found = await asyncio.to_thread(engine.list, pipeline=pipeline, status=status, limit=500)
-        seen = [r for r in found if may_see(p, r.key_id, getattr(r, "team_id", None))]
+        seen = [r for r in found if may_see(p, r.key_id, r.team_id)]
         return [r.as_dict() for r in seen[:limit]]
 
     async def control(self, p: Principal, run_id: str, action: str) -> dict[str, Any]:
@@ -316,7 +329,11 @@ class PipelineService:
                 pipeline_runs.c.created_at,
                 sa.func.coalesce(sa.func.sum(pipeline_stages.c.cost_micros), 0).label("micros"),
             )
-            .select_from(pipeline_runs.outerjoin(pipeline_stages))
+            .select_from(
+                pipeline_runs.outerjoin(
+                    pipeline_stages, pipeline_stages.c.run_id == pipeline_runs.c.id
+                )
+            )
             .group_by(pipeline_runs.c.id)
             .order_by(pipeline_runs.c.created_at.desc())
         )
@@ -384,6 +401,56 @@ class PipelineService:
         await self.bindings.sync()
 
 
+class RunRegistry:
+    """The model registry as a stage sees it (`ctx.services["registry"]`): acting as the
+    key that started the run, which must be an admin's, as through the API."""
+
+    def __init__(self, svc: PipelineService, key_id: str | None) -> None:
+        self.svc = svc
+        self.key_id = key_id
+
+    async def _admin(self) -> Principal:
+        from aicp.api.authz import BOOTSTRAP, authenticator
+
+        if self.key_id is None:  # started by the local bootstrap caller of an open gateway
+            return BOOTSTRAP
+        principal = authenticator(self.svc.state).resolve_id(self.key_id)[0]
+        if not is_admin(principal):
+            raise PermissionDenied(
+                "changing the model registry needs an admin key", code="admin_required"
+            )
+        return principal
+
+    def _act(self, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        async def act() -> dict[str, Any]:
+            await self._admin()
+            if "target" in kwargs:
+                self.svc.check_target(kwargs["target"])
+            out: dict[str, Any] = await self.svc.registry_call(
+                method, *args, actor=self.key_id, **kwargs
+            )
+            if method in ("promote", "rollback"):
+                await self.svc.apply_bindings()
+            return out
+
+        return self.svc.on_loop(act())
+
+    def register(self, name: str, **fields: Any) -> dict[str, Any]:
+        return self._act("register", name, **fields)
+
+    def promote(
+        self, name: str, version: str | None = None, *, from_alias: str | None = None
+    ) -> dict[str, Any]:
+        return self._act("promote", name, version, from_alias=from_alias)
+
+    def rollback(self, name: str) -> dict[str, Any]:
+        return self._act("rollback", name)
+
+    def list(self, name: str | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.svc.on_loop(self.svc.registry_call("list", name))
+        return found
+
+
 def describe(pipeline: Pipeline) -> dict[str, Any]:
     return {
         "pipeline": pipeline.name,
@@ -400,12 +467,29 @@ def describe(pipeline: Pipeline) -> dict[str, Any]:
     }
 
 
-def imports_code(pipeline: Pipeline) -> bool:
-    """Would running it import code in the gateway? (python stages, import paths)"""
-    return any(
-        s.type == "python" or s.call is not None or _names_code(s.options)
-        for s in pipeline.stages.values()
-    )
+def yaml_imports_code(text: str) -> bool:
+    """Would compiling or running this YAML pipeline import code in the gateway? (python
+    stages, `call`s, `module:Class` parameter types, import paths among options). Read
+    with the safe loader only, so that nothing is imported to find out."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False  # the compiler reports it
+    if not isinstance(doc, dict):
+        return False
+    stages = doc.get("stages")
+    for stage in (stages or {}).values() if isinstance(stages, dict) else ():
+        if not isinstance(stage, dict):
+            continue
+        if stage.get("type", "python") == "python" or "call" in stage:
+            return True
+        if _names_code(stage.get("with")):
+            return True
+    params = doc.get("params")
+    for param in (params or {}).values() if isinstance(params, dict) else ():
+        if isinstance(param, dict) and ":" in str(param.get("type", "")):
+            return True
+    return False
 
 
 def _names_code(value: Any) -> bool:

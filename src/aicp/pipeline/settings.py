@@ -19,6 +19,10 @@ class PipelineSettings(_Strict):
     #: `<data_dir>/mlartifacts`. Needs the `mlops` extra; without it runs are not tracked.
     tracking_uri: str | None = None
     tracking: bool = True
+    #: This process's name for the durable engine: a process that starts takes over the
+    #: unfinished runs of its id. Processes sharing one database at once need distinct
+    #: ids (`AICP_PIPELINES_EXECUTOR_ID`); a replacement for a crashed one reuses its id.
+    executor_id: str = Field(default="local", min_length=1, max_length=100)
     #: Ray for stages marked `distributed: true`: an address, or a local instance.
     ray_address: str | None = None
     #: Where the gateway imports pipeline code from (`module:function`, YAML `call`s),

@@ -1,0 +1,366 @@
+"""The pipeline tables (storage/schema.py) through a synchronous SQLAlchemy engine.
+
+The runner works in threads (DBOS's executor, stage workers), so this store is
+sync: one engine on the aicp database, `sqlite:///...` or PostgreSQL through
+psycopg 3. Every write is a single statement, most of them conditional on the
+current status (`UPDATE ... WHERE status IN (...)`), so two processes racing
+(a decision against a timeout, a pause against the run finishing) cannot both
+win and no transaction reads before it writes (which on SQLite would risk a
+lock upgrade failing without waiting for the busy timeout).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine, make_url
+
+from aicp.pipeline.model import FINAL_RUN, PipelineRun, StageResult
+from aicp.storage.schema import (
+    MICROS,
+    pipeline_approvals,
+    pipeline_events,
+    pipeline_runs,
+    pipeline_stages,
+)
+
+#: URL prefix -> the sync driver this store uses.
+_SYNC_DRIVERS = (
+    ("postgresql+asyncpg://", "postgresql+psycopg://"),
+    ("postgresql://", "postgresql+psycopg://"),
+    ("postgres://", "postgresql+psycopg://"),
+    ("sqlite+aiosqlite://", "sqlite://"),
+)
+
+#: Statuses a run is still in motion in (not final, not paused).
+ACTIVE = ("pending", "running", "waiting_approval")
+
+
+def sync_url(url: str) -> str:
+    """`url` with a sync driver: psycopg 3 for PostgreSQL, pysqlite for SQLite."""
+    for prefix, driver in _SYNC_DRIVERS:
+        if url.startswith(prefix):
+            return driver + url[len(prefix) :]
+    return url
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a `sqlite:` URL (None for PostgreSQL or an in-memory database)."""
+    parsed = make_url(sync_url(url))
+    if not parsed.drivername.startswith("sqlite"):
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def create_sync_engine(url: str) -> Engine:
+    """An engine on `url`; SQLite files get WAL, a busy timeout and foreign keys."""
+    url = sync_url(url)
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    path = sqlite_file(url)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL so the API's readers never wait for a stage's writer; a busy timeout so two
+    # writers (threads or processes) queue instead of failing with "database is locked".
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode")
+    if cur.fetchone()[0] != "wal":
+        cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class PipelineStore:
+    def __init__(self, database_url: str) -> None:
+        self.engine = create_sync_engine(database_url)
+        self._insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- runs -------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        pipeline: str,
+        params: Mapping[str, Any],
+        origin: Mapping[str, str],
+        stages: Iterable[str],
+        key_id: str | None = None,
+        team_id: str | None = None,
+    ) -> None:
+        now = time.time()
+        stage_rows = [
+            {"run_id": run_id, "stage": name, "status": "pending", "attempts": 0}
+            | {"receipts": [], "cost_micros": 0, "metrics": {}}
+            for name in stages
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(
+                pipeline_runs.insert().values(
+                    id=run_id,
+                    pipeline=pipeline,
+                    status="pending",
+                    params=dict(params),
+                    origin=dict(origin),
+                    key_id=key_id,
+                    team_id=team_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            if stage_rows:
+                conn.execute(pipeline_stages.insert(), stage_rows)
+
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(pipeline_runs.select().where(pipeline_runs.c.id == run_id)).first()
+        return None if row is None else _plain(row)
+
+    def load_run(self, run_id: str) -> PipelineRun | None:
+        row = self.run_row(run_id)
+        return None if row is None else self._run(row, self.stage_results(run_id))
+
+    def list_runs(
+        self, *, pipeline: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[PipelineRun]:
+        query = pipeline_runs.select().order_by(pipeline_runs.c.created_at.desc()).limit(limit)
+        if pipeline is not None:
+            query = query.where(pipeline_runs.c.pipeline == pipeline)
+        if status is not None:
+            query = query.where(pipeline_runs.c.status == status)
+        with self.engine.connect() as conn:
+            rows = [_plain(r) for r in conn.execute(query)]
+        return [self._run(row, self.stage_results(row["id"])) for row in rows]
+
+    def runs_in(self, statuses: Collection[str]) -> list[dict[str, Any]]:
+        query = pipeline_runs.select().where(pipeline_runs.c.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            return [_plain(r) for r in conn.execute(query)]
+
+    def set_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        when: Collection[str],
+        error: str | None = None,
+        started: bool = False,
+        finished: bool = False,
+    ) -> bool:
+        """Move the run to `status` if it is in one of `when`; whether it moved."""
+        now = time.time()
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if error is not None:
+            values["error"] = error
+        if started:
+            values["started_at"] = sa.func.coalesce(pipeline_runs.c.started_at, now)
+        if finished:
+            values["finished_at"] = now
+        query = (
+            pipeline_runs.update()
+            .where(pipeline_runs.c.id == run_id, pipeline_runs.c.status.in_(list(when)))
+            .values(**values)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount == 1
+
+    def set_mlflow_run_id(self, run_id: str, mlflow_run_id: str) -> None:
+        query = (
+            pipeline_runs.update()
+            .where(pipeline_runs.c.id == run_id, pipeline_runs.c.mlflow_run_id.is_(None))
+            .values(mlflow_run_id=mlflow_run_id)
+        )
+        with self.engine.begin() as conn:
+            conn.execute(query)
+
+    # --- stages -----------------------------------------------------------------------
+
+    def stage_row(self, run_id: str, stage: str) -> dict[str, Any] | None:
+        c = pipeline_stages.c
+        query = pipeline_stages.select().where(c.run_id == run_id, c.stage == stage)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _plain(row)
+
+    def stage_results(self, run_id: str) -> dict[str, StageResult]:
+        c = pipeline_stages.c
+        query = (
+            pipeline_stages.select()
+            .where(c.run_id == run_id)
+            .order_by(c.started_at.asc().nulls_last(), c.stage)
+        )
+        with self.engine.connect() as conn:
+            rows = [_plain(r) for r in conn.execute(query)]
+        return {row["stage"]: _stage_result(row) for row in rows}
+
+    def update_stage(
+        self, run_id: str, stage: str, *, when: Collection[str] | None = None, **values: Any
+    ) -> bool:
+        """Set columns of a stage row (if its status is in `when`); whether it changed."""
+        c = pipeline_stages.c
+        query = pipeline_stages.update().where(c.run_id == run_id, c.stage == stage)
+        if when is not None:
+            query = query.where(c.status.in_(list(when)))
+        with self.engine.begin() as conn:
+            return conn.execute(query.values(**values)).rowcount == 1
+
+    def mark_stages(self, run_id: str, status: str, *, when: Collection[str]) -> None:
+        c = pipeline_stages.c
+        query = (
+            pipeline_stages.update()
+            .where(c.run_id == run_id, c.status.in_(list(when)))
+            .values(status=status)
+        )
+        with self.engine.begin() as conn:
+            conn.execute(query)
+
+    # --- events -----------------------------------------------------------------------
+
+    def append_event(self, run_id: str, type_: str, data: Mapping[str, Any], when: float) -> int:
+        query = pipeline_events.insert().values(run_id=run_id, type=type_, time=when, data=data)
+        with self.engine.begin() as conn:
+            key = conn.execute(query).inserted_primary_key
+        return int(key[0]) if key else 0
+
+    def events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        c = pipeline_events.c
+        query = (
+            sa.select(c.seq, c.type, c.time, c.data)
+            .where(c.run_id == run_id, c.seq > after)
+            .order_by(c.seq)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_plain(r) for r in conn.execute(query)]
+
+    # --- approvals --------------------------------------------------------------------
+
+    def request_approval(
+        self, run_id: str, stage: str, *, message: str | None, default: str, timeout_s: float | None
+    ) -> bool:
+        """Record a pending approval unless one exists; whether this call created it."""
+        now = time.time()
+        query = (
+            self._insert(pipeline_approvals)
+            .values(
+                run_id=run_id,
+                stage=stage,
+                status="pending",
+                message=message,
+                default=default,
+                requested_at=now,
+                deadline=None if timeout_s is None else now + timeout_s,
+            )
+            .on_conflict_do_nothing(index_elements=["run_id", "stage"])
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount == 1
+
+    def approval(self, run_id: str, stage: str) -> dict[str, Any] | None:
+        c = pipeline_approvals.c
+        query = pipeline_approvals.select().where(c.run_id == run_id, c.stage == stage)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _plain(row)
+
+    def decide_approval(
+        self,
+        run_id: str,
+        stage: str,
+        status: str,
+        *,
+        by: str | None = None,
+        comment: str | None = None,
+        before_deadline: bool = True,
+    ) -> bool:
+        """Settle a pending approval (a person's decision only before its deadline)."""
+        now = time.time()
+        c = pipeline_approvals.c
+        query = pipeline_approvals.update().where(
+            c.run_id == run_id, c.stage == stage, c.status == "pending"
+        )
+        if before_deadline:
+            query = query.where(sa.or_(c.deadline.is_(None), c.deadline > now), _run_open())
+        values = {"status": status, "decided_at": now, "decided_by": by, "comment": comment}
+        with self.engine.begin() as conn:
+            return conn.execute(query.values(**values)).rowcount == 1
+
+    def approvals(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Pending approvals of runs still going (a finished run's are moot)."""
+        c = pipeline_approvals.c
+        query = (
+            pipeline_approvals.select()
+            .where(c.status == "pending", _run_open())
+            .order_by(c.requested_at)
+        )
+        if run_id is not None:
+            query = query.where(c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [_plain(r) for r in conn.execute(query)]
+
+    @staticmethod
+    def _run(row: Mapping[str, Any], stages: dict[str, StageResult]) -> PipelineRun:
+        return PipelineRun(
+            id=row["id"],
+            pipeline=row["pipeline"],
+            status=row["status"],
+            params=dict(row["params"] or {}),
+            stages=stages,
+            created_at=row["created_at"],
+            finished_at=row["finished_at"],
+            error=row["error"],
+            key_id=row["key_id"],
+            team_id=row["team_id"],
+            mlflow_run_id=row["mlflow_run_id"],
+        )
+
+
+def _run_open() -> sa.ColumnElement[bool]:
+    """The approval's run has not ended."""
+    runs = pipeline_runs.c
+    return sa.exists().where(
+        runs.id == pipeline_approvals.c.run_id, runs.status.not_in(list(FINAL_RUN))
+    )
+
+
+def _stage_result(row: Mapping[str, Any]) -> StageResult:
+    return StageResult(
+        stage=row["stage"],
+        status=row["status"],
+        output=row["output"],
+        error=row["error"],
+        attempts=row["attempts"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        receipts=list(row["receipts"] or []),
+        cost_usd=(row["cost_micros"] or 0) / MICROS,
+        metrics=dict(row["metrics"] or {}),
+        report=row["report"],
+    )
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    """A row as a dict with plain str keys (a reserved column name such as `default`
+    comes back as SQLAlchemy's quoted_name, which JSON encoders refuse as a key)."""
+    return {str(k): v for k, v in row._mapping.items()}
