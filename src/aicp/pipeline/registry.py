@@ -184,7 +184,7 @@ class ModelRegistry:
         """Every gateway alias binding (what the gateway applies)."""
         with self.db.read() as conn:
             rows = conn.execute(select(model_bindings).order_by(model_bindings.c.registered_model))
-            return [dict(r) for r in rows.mappings()]
+            return [{str(k): v for k, v in r.items()} for r in rows.mappings()]
 
     def check_audit(self) -> int:
         """Recompute the audit chain: how many records, or AuditChainBroken."""
@@ -203,7 +203,7 @@ class ModelRegistry:
         models = [self.mlflow.model(name)] if name is not None else self.mlflow.managed()
         with self.db.read() as conn:
             rows = conn.execute(select(model_bindings)).mappings()
-            bound = {r["registered_model"]: dict(r) for r in rows}
+            bound = {r["registered_model"]: {str(k): v for k, v in r.items()} for r in rows}
         return [self._summary(rm, bound.get(rm.name)) for rm in models]
 
     # --- the move --------------------------------------------------------------------------
@@ -337,7 +337,7 @@ def _binding(conn: Connection, name: str) -> Record | None:
         .mappings()
         .first()
     )
-    return dict(row) if row else None
+    return {str(k): v for k, v in row.items()} if row else None
 
 
 def _save_binding(conn: Connection, row: Record, *, exists: bool) -> None:

@@ -94,7 +94,7 @@ def records(conn: Connection, model: str) -> list[dict[str, Any]]:
         .where(registry_audit.c.registered_model == model)
         .order_by(registry_audit.c.seq)
     )
-    return [dict(r) for r in rows.mappings()]
+    return [{str(k): v for k, v in r.items()} for r in rows.mappings()]
 
 
 @dataclass(slots=True)
