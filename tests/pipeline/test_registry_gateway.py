@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aicp.cli.main import app
+from aicp.config import Settings
 from aicp.testing import FakeUpstream, GatewayServer
 from tests.helpers import make_key, openai_settings
 from tests.pipeline.fake_ctx import MASTER, PRICED
@@ -24,7 +25,7 @@ def data_dir() -> str:
     return tempfile.mkdtemp(prefix="aicp-registry-")
 
 
-def settings(upstream: FakeUpstream, data_dir: str) -> object:
+def settings(upstream: FakeUpstream, data_dir: str) -> Settings:
     return openai_settings(
         upstream, server={"master_key": MASTER}, models=PRICED, storage={"data_dir": data_dir}
     )
@@ -33,9 +34,11 @@ def settings(upstream: FakeUpstream, data_dir: str) -> object:
 @pytest.fixture
 def gateways(upstream: FakeUpstream, data_dir: str) -> Iterator[tuple[GatewayServer, ...]]:
     """Two gateway processes' worth of gateways on one database."""
-    with GatewayServer(settings(upstream, data_dir)) as one:  # type: ignore[arg-type]
-        with GatewayServer(settings(upstream, data_dir)) as two:  # type: ignore[arg-type]
-            yield one, two
+    with (
+        GatewayServer(settings(upstream, data_dir)) as one,
+        GatewayServer(settings(upstream, data_dir)) as two,
+    ):
+        yield one, two
 
 
 def admin_client(url: str, key: str) -> httpx.Client:
