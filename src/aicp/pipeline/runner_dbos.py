@@ -8,6 +8,7 @@ that workflow.
 from __future__ import annotations
 
 import contextvars
+import logging
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -25,6 +26,15 @@ T = TypeVar("T")
 QUEUE_POLL_S = 0.1
 
 
+def _log_through_aicp() -> None:
+    """DBOS logs through the app's logging (one format, one stream): with a handler of
+    its own already there, DBOS adds no console handler (which would hold whatever
+    sys.stderr was at launch) and its records propagate to aicp's."""
+    dbos_log = logging.getLogger("dbos")
+    if not dbos_log.handlers:
+        dbos_log.addHandler(logging.NullHandler())
+
+
 def launch(
     rt: Runtime, *, system_database_url: str, app_name: str, executor_id: str, log_level: str
 ) -> None:
@@ -39,6 +49,7 @@ def launch(
     except RuntimeError:
         wf.deactivate(rt)
         raise
+    _log_through_aicp()
     try:
         _prepare_sqlite(system_database_url)
         config: DBOSConfig = {
