@@ -73,6 +73,12 @@ def test_promotion_moves_the_live_alias_and_rollback_moves_it_back(
     gateways: tuple[GatewayServer, GatewayServer], upstream: FakeUpstream
 ) -> None:
     one, two = gateways
+    assert one.app.state is not None
+    heard: list[tuple[str, dict[str, object]]] = []
+    one.app.state.events.subscribe(
+        lambda e: heard.append((e.type, e.data)),
+        types=["registry.registered", "registry.promoted", "registry.rolled_back"],
+    )
     with admin_client(one.url, MASTER) as admin:
         v1 = admin.post("/v1/registry/models/assistant/versions", json={"target": "up/fake-model"})
         assert v1.status_code == 201, v1.text
@@ -117,6 +123,14 @@ def test_promotion_moves_the_live_alias_and_rollback_moves_it_back(
         ]
         listed = admin.get("/v1/registry/models/assistant").json()
         assert listed["production"] == "1"
+    assert [t for t, _ in heard] == [
+        "registry.registered",
+        "registry.registered",
+        "registry.promoted",
+        "registry.promoted",
+        "registry.rolled_back",
+    ]
+    assert heard[-1][1]["version"] == "1" and heard[-1][1]["previous_version"] == "2"
 
 
 def test_the_receipt_names_the_registered_version(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Coroutine, Mapping
@@ -20,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-import yaml
 
-from aicp.api.authz import is_admin, is_team_admin
+from aicp.api.authz import is_admin
 from aicp.errors import AicpError, PermissionDenied, RequestError
+from aicp.pipeline.access import describe, may_see, yaml_imports_code
 from aicp.pipeline.model import FINAL_RUN, Pipeline
 from aicp.plane.exchange import Principal
 from aicp.routing.bindings import BindingSync
@@ -38,8 +37,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("aicp.pipeline")
 T = TypeVar("T")
 
-#: An option value that names code to import (a pydantic model, a custom check or metric).
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+#: Registry changes -> the event each emits.
+_REGISTRY_EVENTS = {
+    "register": "registry.registered",
+    "promote": "registry.promoted",
+    "rollback": "registry.rolled_back",
+}
 
 
 class PipelineService:
@@ -250,7 +253,7 @@ class PipelineService:
             pipeline = (await self.compile(yaml, path, ref))[0]
         engine = await self.engine()
         run_id = await asyncio.to_thread(
-            engine.submit, pipeline, dict(params), key_id=_key_id(p), team_id=p.team_id
+            engine.submit, pipeline, dict(params), key_id=p.key_id, team_id=p.team_id
         )
         return await self.run(p, run_id)
 
@@ -385,7 +388,14 @@ class PipelineService:
 
     async def registry_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         registry = self.registry()
-        return await asyncio.to_thread(getattr(registry, method), *args, **kwargs)
+        out = await asyncio.to_thread(getattr(registry, method), *args, **kwargs)
+        kind = _REGISTRY_EVENTS.get(method)
+        if kind is not None and self.state.events.wants(kind):
+            fields = ("name", "version", "previous_version", "gateway_alias", "target")
+            data = {f: out.get(f) for f in fields if f in out}
+            actor = kwargs.get("actor")
+            self.state.events.emit(kind, {**data, "actor": actor}, key_id=actor)
+        return out
 
     def check_target(self, target: str) -> None:
         try:
@@ -449,66 +459,3 @@ class RunRegistry:
     def list(self, name: str | None = None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.svc.on_loop(self.svc.registry_call("list", name))
         return found
-
-
-def describe(pipeline: Pipeline) -> dict[str, Any]:
-    return {
-        "pipeline": pipeline.name,
-        "description": pipeline.description,
-        "concurrency": pipeline.concurrency,
-        "params": {
-            n: {"required": prm.required, "default": prm.default}
-            for n, prm in pipeline.params.items()
-        },
-        "stages": [
-            {"name": s.name, "type": s.type, "depends_on": list(s.depends_on)}
-            for s in pipeline.stages.values()
-        ],
-    }
-
-
-def yaml_imports_code(text: str) -> bool:
-    """Would compiling or running this YAML pipeline import code in the gateway? (python
-    stages, `call`s, `module:Class` parameter types, import paths among options). Read
-    with the safe loader only, so that nothing is imported to find out."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return False  # the compiler reports it
-    if not isinstance(doc, dict):
-        return False
-    stages = doc.get("stages")
-    for stage in (stages or {}).values() if isinstance(stages, dict) else ():
-        if not isinstance(stage, dict):
-            continue
-        if stage.get("type", "python") == "python" or "call" in stage:
-            return True
-        if _names_code(stage.get("with")):
-            return True
-    params = doc.get("params")
-    for param in (params or {}).values() if isinstance(params, dict) else ():
-        if isinstance(param, dict) and ":" in str(param.get("type", "")):
-            return True
-    return False
-
-
-def _names_code(value: Any) -> bool:
-    if isinstance(value, str):
-        return bool(_IMPORT_PATH.match(value))
-    if isinstance(value, Mapping):
-        return any(_names_code(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_names_code(v) for v in value)
-    return False
-
-
-def may_see(p: Principal, key_id: str | None, team_id: str | None) -> bool:
-    if is_admin(p):
-        return True
-    if team_id is not None and is_team_admin(p, team_id):
-        return True
-    return key_id is not None and key_id == p.key_id
-
-
-def _key_id(p: Principal) -> str | None:
-    return p.key_id
