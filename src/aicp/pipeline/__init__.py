@@ -27,7 +27,17 @@ _NAMES = {
     "load_pipeline": "aicp.pipeline.load",
 }
 
-__all__ = sorted(_NAMES)
+__all__ = [
+    "after",
+    "approval",
+    "evaluate",
+    "from_origin",
+    "llm",
+    "load_pipeline",
+    "pipeline",
+    "stage",
+    "validate",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,9 @@
     files       one *.cedar file: parse, annotations, schema validation
     policyset   the loaded set; compile: Cedar sets per action
     reads       which facts the policies read; encode: facts as Cedar JSON
-    evaluate    the calls to Cedar and the reading of its answers
+    evaluate    the calls to Cedar and the reading of its answers; ask: one call
+    prune       per principal and context, the policies no route can change left out
+    slots       every route of a decision in one Cedar request
 
 The schema is schema.cedarschema; the shipped pack is pack/*.cedar with its
 cases in pack/tests/.

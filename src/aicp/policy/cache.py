@@ -29,10 +29,13 @@ class Lru(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         if self.size <= 0:
             return
-        self._items[key] = value
-        self._items.move_to_end(key)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
+        items = self._items
+        before = len(items)
+        items[key] = value  # a new key goes last: no second look-up (keys hash slowly)
+        if len(items) == before:
+            items.move_to_end(key)
+        elif len(items) > self.size:
+            items.popitem(last=False)
 
     def clear(self) -> None:
         self._items.clear()

@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cedarpy
 
+from aicp.policy.ask import policy_set
 from aicp.policy.encode import carry_context
 from aicp.policy.files import Policy
+from aicp.policy.prune import Copies, Pruner
 
 #: The actions of the schema.
 ACTIONS = ("route", "prefer", "use_tool", "admin")
@@ -34,25 +37,30 @@ class Compiled:
     carried: bool  # the request context rides on the principal (see encode.carry_context)
     #: Ids of the `prefer` permits merged into the `route` set; None: ask `prefer` apart.
     prefer_in_route: frozenset[str] | None = None
+    #: Leaves out of the `route` set what a request's principal and context rule out.
+    route_pruner: Pruner | None = None  # None: no `route` set
 
     def get(self, action: str) -> cedarpy.PolicySet | None:
         """None when no policy can apply to `action` (so nothing is permitted)."""
         return self.by_action.get(action)
 
 
-def compile_policies(policies: Sequence[Policy], carried: bool) -> Compiled:
+def compile_policies(policies: Sequence[Policy], carried: bool, copies: Copies) -> Compiled:
+    """The Cedar sets; the `route` set's pruner keeps its slot sets in `copies`."""
     by_action = {}
     for action in ACTIONS:
         chosen = [p for p in policies if p.applies_to(action)]
         if chosen:
-            by_action[action] = _cedar_set(chosen, carried)
+            by_action[action] = policy_set(_ests(chosen, carried))
     route = [p for p in policies if p.applies_to("route")]
     prefer = [p for p in policies if p.applies_to("prefer")]
-    if not route or not prefer or not all(_mergeable(p) for p in prefer):
-        return Compiled(by_action, carried)
-    moved = [replace(p, est={**p.est, "action": _ROUTE_SCOPE}) for p in prefer]
-    by_action["route"] = _cedar_set([*route, *moved], carried)
-    return Compiled(by_action, carried, frozenset(p.id for p in prefer))
+    merged = None
+    if route and prefer and all(_mergeable(p) for p in prefer):
+        route += [replace(p, est={**p.est, "action": _ROUTE_SCOPE}) for p in prefer]
+        by_action["route"] = policy_set(_ests(route, carried))
+        merged = frozenset(p.id for p in prefer)
+    pruner = Pruner(_ests(route, carried), by_action["route"], copies) if route else None
+    return Compiled(by_action, carried, merged, pruner)
 
 
 def _mergeable(policy: Policy) -> bool:
@@ -63,7 +71,5 @@ def _mergeable(policy: Policy) -> bool:
     )
 
 
-def _cedar_set(policies: Sequence[Policy], carried: bool) -> cedarpy.PolicySet:
-    found = {p.id: carry_context(p.est) if carried else p.est for p in policies}
-    body = {"staticPolicies": found, "templates": {}, "templateLinks": []}
-    return cedarpy.PolicySet.from_json_str(json.dumps(body))
+def _ests(policies: Sequence[Policy], carried: bool) -> dict[str, Any]:
+    return {p.id: carry_context(p.est) if carried else p.est for p in policies}

@@ -100,9 +100,15 @@ def requests(
     principal: PrincipalFacts, action: str, resources: Iterable[Json], context: str | None
 ) -> list[Json]:
     """One Cedar request per resource uid, all sharing the principal and context."""
-    who = uid("Aicp::Key", principal.key_id)
-    what = uid("Aicp::Action", action)
-    if context is None:
-        return [{"principal": who, "action": what, "resource": r} for r in resources]
-    with_context = {"principal": who, "action": what, "context": context}
-    return [{**with_context, "resource": r} for r in resources]
+    one = request(principal, action, {}, context)
+    return [{**one, "resource": r} for r in resources]
+
+
+def request(principal: PrincipalFacts, action: str, resource: Json, context: str | None) -> Json:
+    """A Cedar request (`context` None: none, it rides on the principal)."""
+    asked: Json = {"principal": uid("Aicp::Key", principal.key_id)}
+    asked["action"] = uid("Aicp::Action", action)
+    asked["resource"] = resource
+    if context is not None:
+        asked["context"] = context
+    return asked

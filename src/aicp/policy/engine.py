@@ -8,11 +8,13 @@ evaluate forbids (Cedar would skip it, which fails open).
 Caches, all dropped by `replace()`: whole decisions keyed by the facts as
 given; per-route outcomes keyed by only the facts the policies read (a new
 mix of routes, or a request that differs only in what no policy looks at,
-reuses earlier work); parsed route entities (see `evaluate`).
+reuses earlier work); parsed route entities (see `evaluate`); and, on the
+policy set, guard outcomes and the Cedar sets built for them (see `prune`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -52,6 +54,10 @@ class PolicyEngine:
         self._decisions: Lru[Hashable, Decision] = Lru(cache_size)
         self._outcomes: Lru[Hashable, Outcome] = Lru(cache_size * 4)
         self._tools: Lru[Hashable, ToolAnswers] = Lru(cache_size)
+        #: A number for each (bypass, principal, request) key, so that the per-route
+        #: keys of `_outcomes` hash cheaply; never reused, so dropping them is safe.
+        self._base_ids: dict[Hashable, int] = {}
+        self._next_id = itertools.count()
 
     @property
     def policies(self) -> PolicySet:
@@ -85,13 +91,19 @@ class PolicyEngine:
     ) -> Decision:
         bypass = request.bypass & state.policies.ids
         base = (bypass, state.principal_key(principal), state.request_key(request))
-        keys: list[Hashable] = [(base, state.route_key(r)) for r in routes]
+        number = self._base_ids.get(base)
+        seen = number is not None  # else no outcome can be cached for it
+        if number is None:
+            if len(self._base_ids) >= self._cache_size * 4:
+                self._base_ids.clear()
+            number = self._base_ids[base] = next(self._next_id)
+        keys: list[Hashable] = [(number, state.route_key(r)) for r in routes]
         outcomes: dict[Hashable, Outcome] = {}
         missing: dict[Hashable, RouteFacts] = {}
         for key, route in zip(keys, routes, strict=True):
             if key in outcomes or key in missing:
                 continue
-            hit = self._outcomes.get(key)
+            hit = self._outcomes.get(key) if seen else None
             if hit is None:
                 missing[key] = route
             else:
@@ -132,7 +144,12 @@ def _assemble(routes: tuple[RouteFacts, ...], outcomes: list[Outcome]) -> Decisi
         verdicts=tuple([RouteVerdict(r.key, o.allowed, o.policies) for r, o in pairs]),
         preferred=tuple(preferred_by),
         redactions=frozenset().union(*[o.redactions for o in outcomes if o.redactions]),
-        constraints=tuple(dict.fromkeys(c for o in outcomes for c in o.constraints)),
+        constraints=_joined([o.constraints for o in outcomes if o.constraints]),
         preferred_by=MappingProxyType(preferred_by),  # cached decisions are shared
-        errors=tuple(dict.fromkeys(e for o in outcomes for e in o.errors)),
+        errors=_joined([o.errors for o in outcomes if o.errors]),
     )
+
+
+def _joined(parts: list[tuple[str, ...]]) -> tuple[str, ...]:
+    """The strings of `parts` in order, each once."""
+    return tuple(dict.fromkeys(itertools.chain.from_iterable(parts))) if parts else ()

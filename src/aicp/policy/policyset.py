@@ -17,6 +17,7 @@ import cedarpy
 from aicp.errors import ConfigError
 from aicp.policy.compile import Compiled, compile_policies
 from aicp.policy.files import Policy, parse_file
+from aicp.policy.prune import copies_cache
 from aicp.policy.reads import Reads, reads_of
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +44,7 @@ class PolicySet:
         self.ids = frozenset(self.policies)
         self.reads: Reads = reads_of(p.est for p in policies)
         self._memo: OrderedDict[frozenset[str], Compiled] = OrderedDict()
+        self._copies = copies_cache()
         self.full = self._compile(policies)
 
     @classmethod
@@ -95,7 +97,7 @@ class PolicySet:
         return found
 
     def _compile(self, policies: Sequence[Policy]) -> Compiled:
-        return compile_policies(policies, carried=not self.reads.context_whole)
+        return compile_policies(policies, not self.reads.context_whole, self._copies)
 
     def __len__(self) -> int:
         return len(self.policies)
