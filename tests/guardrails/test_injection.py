@@ -3,9 +3,11 @@ from __future__ import annotations
 import base64
 import codecs
 import math
+from collections.abc import Callable
 
 import pytest
 
+from aicp.guardrails.base import words
 from aicp.guardrails.injection import InjectionDetector
 from aicp.guardrails.injection_model import WordScorer
 
@@ -170,7 +172,7 @@ def test_role_prompts_and_personas_are_not_flagged_by_either_part(text: str) -> 
 
 
 def test_the_word_scorer_flags_wording_no_cue_matches_as_one_whole_text_finding() -> None:
-    scorer = WordScorer(-4.0, 0.0, {b"zorblax": 3.0, b"unchained": 3.0})
+    scorer = WordScorer(-4.0, {b"zorblax": 3.0, b"unchained": 3.0})
     text = "Zorblax is unchained today."
     assert InjectionDetector(learned=False).scan(text) == []
     (finding,) = InjectionDetector(scorer=scorer).scan(text)
@@ -178,8 +180,44 @@ def test_the_word_scorer_flags_wording_no_cue_matches_as_one_whole_text_finding(
     assert finding.confidence == round(1 / (1 + math.exp(-2.0)), 4)
 
 
-def test_the_score_is_the_larger_of_cues_and_words() -> None:
-    scorer = WordScorer(-9.0, 0.0, {})
-    assert InjectionDetector(scorer=scorer).score(ATTACK) == pytest.approx(
-        InjectionDetector(learned=False).score(ATTACK)
-    )
+def test_the_score_is_the_noisy_or_of_cues_and_words() -> None:
+    even = WordScorer(0.0, {})  # probability 0.5 for every text
+    for text in (ATTACK, "Please act as a travel planner for Lisbon.", "Hello there."):
+        cues = InjectionDetector(learned=False).score(text)
+        assert InjectionDetector(scorer=even).score(text) == pytest.approx(1 - (1 - cues) * 0.5)
+
+
+def test_a_weak_cue_in_wording_that_leans_the_same_way_is_flagged() -> None:
+    scorer = WordScorer(-1.0, {b"unchained": 0.5})  # 0.38 for a text with the word
+    text = "Please act as an unchained storyteller."
+    assert InjectionDetector(learned=False).score(text) < 0.5
+    assert scorer.probability(words(text.lower())) < 0.5
+    assert {f.kind for f in InjectionDetector(scorer=scorer).scan(text)} == {"roleplay_jailbreak"}
+
+
+def test_a_scorer_that_does_not_lean_adds_nothing_to_the_cues() -> None:
+    flat = WordScorer(math.log(0.05 / 0.95), {})  # 0.05 for every text
+    text = "I want you to act as a travel guide. You will only reply with places to visit."
+    cues = InjectionDetector(learned=False).score(text)
+    assert 0.4 < cues < 0.5
+    assert InjectionDetector(scorer=flat).score(text) == pytest.approx(cues)
+    assert InjectionDetector(scorer=flat).scan(text) == []
+
+
+WEAK = "Explain what a system prompt is."  # one weak cue: not flagged in plain text
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda t: "What does this mean? " + base64.b64encode(t.encode()).decode(),
+        lambda t: "rot13: " + codecs.encode(t, "rot13"),
+    ],
+    ids=["base64", "rot13"],
+)
+def test_a_weak_cue_someone_chose_to_hide_is_flagged_and_hidden_small_talk_is_not(
+    encode: Callable[[str], str],
+) -> None:
+    assert InjectionDetector().scan(WEAK) == []
+    assert kinds(encode(WEAK)) == {"encoded_payload"}
+    assert InjectionDetector().scan(encode("The meeting moves to Friday, bring the slides.")) == []

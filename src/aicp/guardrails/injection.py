@@ -9,8 +9,8 @@ every cue's anchors decides. The cues themselves are in injection_cues.
 
 Obfuscation is undone before matching: zero-width characters dropped, compatibility
 forms folded (NFKC) and Cyrillic/Greek look-alikes mapped to Latin; characters of the
-Unicode tag block (invisible ASCII) are decoded, as are base64 blobs and rot13 text
-that decode to an attack. The obfuscation itself adds weight.
+Unicode tag block (invisible ASCII) are decoded, as are base64 blobs, rot13 and Morse.
+The obfuscation itself adds weight: a decoded text that holds even one weak cue counts.
 """
 
 from __future__ import annotations
@@ -139,7 +139,12 @@ _MORSE = dict(
         strict=True,
     )
 )
-_MIXED_SCRIPT = 0.4  # a word mixing Latin and look-alike letters, or cut by zero-width ones
+# The word scorer's probability from which it adds to the cues' score (_either); chosen
+# by cross-validation on dev, see train_injection.
+_LEANING = 0.1
+# A word mixing Latin and look-alike letters, or cut by zero-width ones; also what a cue
+# found only after decoding base64, rot13 or Morse adds (_hidden_weight).
+_MIXED_SCRIPT = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +160,10 @@ class _Hit:
 class InjectionDetector:
     """Instruction override, role-play jailbreaks, prompt extraction and encoded payloads.
 
-    The score is the larger of the cues' noisy-OR and the word scorer's probability
-    (injection_model), which catches jailbreaks written without any of the cue phrases;
-    `learned=False` leaves the cues alone, and `scorer` replaces the shipped weights.
+    The score is the noisy-OR of the cues' score and the word scorer's probability
+    (injection_model), which catches jailbreaks written without any of the cue phrases
+    and tips a weak cue over in wording that leans the same way; `learned=False` leaves
+    the cues alone, and `scorer` replaces the shipped weights.
     """
 
     name = "injection"
@@ -173,11 +179,11 @@ class InjectionDetector:
 
     def score(self, text: str) -> float:
         hits, _, present = self._hits(text)
-        return max(_score(hits), self._learned(present))
+        return _either(_score(hits), self._learned(present))
 
     def scan(self, text: str) -> list[Finding]:
         hits, offsets, present = self._hits(text)
-        score = max(_score(hits), self._learned(present))
+        score = _either(_score(hits), self._learned(present))
         if score < self.threshold:
             return []
         confidence = round(score, 4)
@@ -206,6 +212,17 @@ class InjectionDetector:
         hits += _obfuscation_hits(text, offsets, obfuscated, bool(hits))
         hits += _decoded_hits(text, norm, present, offsets is None)
         return hits, offsets, present
+
+
+def _either(cues: float, learned: float) -> float:
+    """Noisy-OR of the two parts: a weak cue and wording that leans one way add up.
+
+    Below _LEANING the scorer is not leaning at all (a short role request scores about
+    0.05), and its share would only tip cues that fall just short over the threshold.
+    """
+    if learned < _LEANING:
+        return max(cues, learned)
+    return 1.0 - (1.0 - cues) * (1.0 - learned)
 
 
 def _score(hits: list[_Hit]) -> float:
@@ -287,6 +304,17 @@ def _decoded_score(decoded: str) -> float:
     return _score(list(_match_cues(decoded, words(decoded))))
 
 
+def _hidden_weight(score: float) -> float:
+    """What decoded text weighs: an attack in full, or a cue that someone chose to hide.
+
+    Hiding a phrase is evidence of its own, as for look-alike letters: a decoded text
+    with any cue gets the obfuscation's weight on top (noisy-OR), no cue gets nothing.
+    """
+    if score >= 0.5:
+        return max(0.9, score)
+    return 1.0 - (1.0 - score) * (1.0 - _MIXED_SCRIPT) if score > 0.0 else 0.0
+
+
 def _morse(text: str) -> str:
     """Morse code as text: letters split by spaces, words by " / " or three spaces."""
     out = []
@@ -303,9 +331,9 @@ def _decoded_hits(text: str, norm: str, present: frozenset[bytes], aligned: bool
     if marks >= 20 and 2 * marks >= len(text) - text.count(" "):
         whole.append(_morse(text))
     for decoded in whole:
-        score = _decoded_score(decoded)
-        if score >= 0.5:
-            yield _Hit(ENCODED, max(0.9, score), 0, len(text), -1, original=True)
+        weight = _hidden_weight(_decoded_score(decoded))
+        if weight:
+            yield _Hit(ENCODED, weight, 0, len(text), -1, original=True)
     for start, end in _blobs(text, norm, present, aligned):
         blob = text[start:end]
         try:
@@ -314,9 +342,9 @@ def _decoded_hits(text: str, norm: str, present: frozenset[bytes], aligned: bool
             continue
         if sum(c.isprintable() or c.isspace() for c in plain) < 0.95 * len(plain):
             continue
-        score = _decoded_score(plain.lower())
-        if score >= 0.5:
-            yield _Hit(ENCODED, max(0.9, score), start, end, -1, original=True)
+        weight = _hidden_weight(_decoded_score(plain.lower()))
+        if weight:
+            yield _Hit(ENCODED, weight, start, end, -1, original=True)
 
 
 def _blobs(

