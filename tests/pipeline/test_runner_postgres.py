@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from aicp.pipeline.model import Stage
 from aicp.pipeline.runner import PipelineEngine
-from aicp.pipeline.store import sync_url
+from aicp.storage.db import sync_url
 from tests.pipeline.runner_child import WORKDIR, engine, migrate, pipeline, stage
 
 pytestmark = pytest.mark.postgres

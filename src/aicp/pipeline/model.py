@@ -219,6 +219,7 @@ class StageContext(Protocol):
     stage: Stage
     params: Mapping[str, Any]
     llm: Llm
+
     @property
     def services(self) -> Mapping[str, Any]:
         """What the host offers besides the gateway: inside `aicp serve`, "registry" (the

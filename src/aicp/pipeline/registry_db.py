@@ -20,26 +20,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 
+from aicp.storage.db import sync_url
+
 #: Every aicp process takes this PostgreSQL advisory lock to write the registry
 #: ("aicr" in ASCII; migrations use "aicp").
 REGISTRY_LOCK = 0x61696372
 
 #: How long a SQLite writer waits for another one (ms).
 BUSY_TIMEOUT_MS = 30_000
-
-_SYNC_DRIVERS = (
-    ("postgresql+asyncpg://", "postgresql+psycopg://"),
-    ("postgres://", "postgresql+psycopg://"),
-    ("postgresql://", "postgresql+psycopg://"),
-    ("sqlite+aiosqlite://", "sqlite://"),
-)
-
-
-def sync_url(url: str) -> str:
-    for prefix, driver in _SYNC_DRIVERS:
-        if url.startswith(prefix):
-            return driver + url[len(prefix) :]
-    return url
 
 
 class RegistryDb:

@@ -50,7 +50,8 @@ from aicp.pipeline.runner_exec import (
 )
 from aicp.pipeline.runner_params import check_params
 from aicp.pipeline.runner_runs import fail_run, paused_by_dbos
-from aicp.pipeline.store import ACTIVE, PipelineStore, sync_url
+from aicp.pipeline.store import ACTIVE, PipelineStore
+from aicp.storage.db import sync_url
 
 #: The system database DBOS gets in the data directory when none is given.
 DBOS_SQLITE = "dbos.sqlite"

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 
 from aicp.pipeline.model import FINAL_RUN, PipelineRun, StageResult
+from aicp.storage.db import sqlite_pragmas, sync_url
 from aicp.storage.schema import (
     MICROS,
     pipeline_approvals,
@@ -31,24 +32,8 @@ from aicp.storage.schema import (
     pipeline_stages,
 )
 
-#: URL prefix -> the sync driver this store uses.
-_SYNC_DRIVERS = (
-    ("postgresql+asyncpg://", "postgresql+psycopg://"),
-    ("postgresql://", "postgresql+psycopg://"),
-    ("postgres://", "postgresql+psycopg://"),
-    ("sqlite+aiosqlite://", "sqlite://"),
-)
-
 #: Statuses a run is still in motion in (not final, not paused).
 ACTIVE = ("pending", "running", "waiting_approval")
-
-
-def sync_url(url: str) -> str:
-    """`url` with a sync driver: psycopg 3 for PostgreSQL, pysqlite for SQLite."""
-    for prefix, driver in _SYNC_DRIVERS:
-        if url.startswith(prefix):
-            return driver + url[len(prefix) :]
-    return url
 
 
 def sqlite_file(url: str) -> str | None:
@@ -71,21 +56,9 @@ def create_sync_engine(url: str) -> Engine:
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args={"timeout": 30})
-    event.listen(engine, "connect", _sqlite_pragmas)
+    # A longer busy timeout than the gateway's: stage writers queue behind each other.
+    event.listen(engine, "connect", sqlite_pragmas(30_000))
     return engine
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL so the API's readers never wait for a stage's writer; a busy timeout so two
-    # writers (threads or processes) queue instead of failing with "database is locked".
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA journal_mode")
-    if cur.fetchone()[0] != "wal":
-        cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
 
 
 class PipelineStore:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, closing
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,23 @@ def async_url(url: str) -> str:
     ):
         if url.startswith(plain):
             return driver + url[len(plain) :]
+    return url
+
+
+#: URL prefix -> the sync driver of code that runs in threads (pipelines, the registry).
+_SYNC_DRIVERS = (
+    ("postgresql+asyncpg://", "postgresql+psycopg://"),
+    ("postgresql://", "postgresql+psycopg://"),
+    ("postgres://", "postgresql+psycopg://"),
+    ("sqlite+aiosqlite://", "sqlite://"),
+)
+
+
+def sync_url(url: str) -> str:
+    """`url` with a sync driver: psycopg 3 for PostgreSQL, pysqlite for SQLite."""
+    for prefix, driver in _SYNC_DRIVERS:
+        if url.startswith(prefix):
+            return driver + url[len(prefix) :]
     return url
 
 
@@ -75,7 +93,7 @@ class Database:
                 "(PostgreSQL needs `pip install 'aicp[team]'`)"
             ) from None
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", sqlite_pragmas(5000))
         self._inline: InlineSqlite | None = None
 
     @property
@@ -139,19 +157,33 @@ def _prepare_sqlite_file(url: str) -> None:
             time.sleep(0.05)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets readers run beside the one writer (set on the file up front; this
-    # covers a file replaced since). NORMAL sync is durable across a crash of the
-    # process (not of the machine) in WAL mode and saves an fsync per commit. A busy
-    # timeout instead of "database is locked" when two processes write at once.
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.execute("PRAGMA journal_mode")
-    if cur.fetchone()[0] != "wal":
-        cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+def sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, Any], None]:
+    """A connect hook for SQLite engines (async here, sync in pipeline/store.py)."""
+
+    def apply(dbapi_conn: Any, _record: Any) -> None:
+        # WAL lets readers run beside the one writer (set on the file up front; this
+        # covers a file replaced since). NORMAL sync is durable across a crash of the
+        # process (not of the machine) in WAL mode and saves an fsync per commit. A busy
+        # timeout instead of "database is locked" when two processes write at once.
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA journal_mode")
+        if cur.fetchone()[0] != "wal":
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return apply
 
 
-__all__ = ["AsyncConnection", "Database", "async_url", "database_url", "default_url", "redacted"]
+__all__ = [
+    "AsyncConnection",
+    "Database",
+    "async_url",
+    "database_url",
+    "default_url",
+    "redacted",
+    "sqlite_pragmas",
+    "sync_url",
+]
