@@ -60,3 +60,17 @@ def test_the_benign_training_set_is_apart_from_the_benign_test_set() -> None:
     train = {json.loads(line)["text"] for line in data.read_text().splitlines() if line}
     assert len(train) > 150
     assert not train & {s.text for s in handwritten()}
+
+
+def test_long_ordinary_text_is_a_negative_set_of_its_own() -> None:
+    from aicp.guardrails.eval.benign_sets import generated_long
+    from aicp.guardrails.injection import InjectionDetector
+
+    long = list(generated_long(TEST, 20))
+    assert len(long) == 20
+    assert all(not s.positive and s.detector == "injection" for s in long)
+    assert min(len(s.text) for s in long) > 800  # long, which the short sets are not
+    # The detector once flagged nearly all of these; a regression shows here first.
+    detector = InjectionDetector()
+    flagged = [s for s in long if detector.scan(s.text)]
+    assert len(flagged) <= 1, [s.text[:80] for s in flagged]
