@@ -201,3 +201,20 @@ def test_cancel_and_unknown_runs(member: httpx.Client) -> None:
     again = member.post(f"/v1/pipelines/runs/{started['id']}/resume")
     assert again.status_code == 409
     assert member.get("/v1/pipelines/runs/run_nope").status_code == 404
+
+
+def test_pause_and_resume_over_the_api(member: httpx.Client, admin: httpx.Client) -> None:
+    started = member.post("/v1/pipelines/runs", json={"yaml": APPROVAL_YAML}).json()
+    wait_for(member, started["id"], "waiting_approval")
+    paused = member.post(f"/v1/pipelines/runs/{started['id']}/pause")
+    assert paused.status_code == 200, paused.text
+    wait_for(member, started["id"], "paused")
+    resumed = member.post(f"/v1/pipelines/runs/{started['id']}/resume")
+    assert resumed.status_code == 200, resumed.text
+    run = wait_for(member, started["id"], "waiting_approval")
+    # The stage finished before the pause is not run again: still one receipt.
+    assert len(run["stages"]["draft"]["receipts"]) == 1
+    admin.post(f"/v1/approvals/{started['id']}/ship", json={"approve": True})
+    done = wait_for(member, started["id"], "succeeded", "failed")
+    assert done["status"] == "succeeded"
+    assert len(done["stages"]["draft"]["receipts"]) == 1
