@@ -3,18 +3,20 @@
 Each size comes plain (chat turns with a little code) and with repeated context (a
 file and a log pasted in two turns out of three). Steps: whitespace, dedupe, trim,
 with a 124k-token budget (a 128k window less 4k for the reply) unless the row says
-"over budget" (half the conversation's tokens). Three ways of counting:
+"over budget" (half the conversation's tokens). Four ways of counting:
 
-- cold:  `counting="exact"`, no shared counter: every text is tokenized on each call;
-- warm:  `counting="exact"` with the app's `TokenCounter`, which has seen the
-         conversation's earlier turns (a client resends its history every turn), so
-         only the newest message is tokenized;
-- auto:  `counting="auto"`, no shared counter: under budget, nothing is tokenized and
-         the counts are characters / 4 estimates.
+- cold:    `counting="exact"`, no shared counter: every text is tokenized on each call;
+- warm:    `counting="exact"` with the app's `TokenCounter`, which has seen the
+           conversation's earlier turns (a client resends its history every turn), so
+           only the newest message is tokenized;
+- auto:    `counting="auto"`, no shared counter: under budget, nothing is tokenized and
+           the counts are characters / 4 estimates; over it, only the turns trimming
+           keeps are tokenized (and the newest one it drops);
+- gateway: `counting="auto"` with a warm counter, as the compress stage runs it.
 
 Prints the median and 95th percentile of the calling thread's CPU time, in microseconds
-per call. The target is 500 us
-for 4k tokens. Short by design (a few seconds): the machine is shared.
+per call. The target is 500 us for 4k tokens. Short by design (a few seconds): the
+machine is shared.
 
     .venv/bin/python bench/compress_cpu.py
 """
@@ -25,9 +27,10 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from aicp.compress import TokenCounter, compress_sync
+from aicp.compress import CountingMode, TokenCounter, compress_sync
 from aicp.compress.eval import texts
 
 STEPS = ["whitespace", "dedupe", "trim"]
@@ -84,24 +87,40 @@ def row(label: str, body: dict[str, Any], limit: int, n: int) -> str:
             body, "openai", "gpt-4o", steps=STEPS, budget_tokens=limit, counter=counter
         )
 
-    def auto() -> object:
+    def auto(counter: TokenCounter | None = None) -> object:
         return compress_sync(
-            body, "openai", "gpt-4o", steps=STEPS, budget_tokens=limit, counting="auto"
+            body,
+            "openai",
+            "gpt-4o",
+            steps=STEPS,
+            budget_tokens=limit,
+            counter=counter,
+            counting="auto",
         )
 
     # Each warm call gets a counter that saw the previous request: the same history
     # less the last exchange (primed outside the timing).
     previous = {**body, "messages": body["messages"][:-3]}
-    primed = []
+    primed: dict[CountingMode, list[TokenCounter]] = {"exact": [], "auto": []}
     for _ in range(n):
-        app = TokenCounter()
-        compress_sync(previous, "openai", "gpt-4o", steps=STEPS, counter=app)
-        primed.append(app)
+        for counting, calls in primed.items():
+            app = TokenCounter()
+            compress_sync(
+                previous,
+                "openai",
+                "gpt-4o",
+                steps=STEPS,
+                budget_tokens=limit,
+                counter=app,
+                counting=counting,
+            )
+            calls.append(app)
     out = compress_sync(body, "openai", "gpt-4o", steps=STEPS, budget_tokens=limit)
     cells = [
         timed([cold] * n),
-        timed([lambda c=c: warm(c) for c in primed]),
+        timed([partial(warm, c) for c in primed["exact"]]),
         timed([auto] * n),
+        timed([partial(auto, c) for c in primed["auto"]]),
     ]
     line = f"{label:<28} {out.tokens_before:>7} {out.tokens_after:>7}   "
     return line + " ".join(f"{m:>8.0f} / {p:>6.0f}" for m, p in cells)
@@ -109,8 +128,9 @@ def row(label: str, body: dict[str, Any], limit: int, n: int) -> str:
 
 def main() -> None:
     head = f"{'conversation':<28} {'tokens':>7} {'after':>7}   "
-    print(head + " ".join(f"{name:>17}" for name in ("cold", "warm", "auto")))
-    print(" " * len(head) + " ".join(f"{'median / p95 us':>17}" for _ in range(3)))
+    names = ("cold", "warm", "auto", "gateway")
+    print(head + " ".join(f"{name:>17}" for name in names))
+    print(" " * len(head) + " ".join(f"{'median / p95 us':>17}" for _ in names))
     compress_sync({"messages": []}, "openai", "gpt-4o", steps=STEPS)  # loads the tokenizer
     for size in SIZES:
         n = 300 if size < 16_000 else 60

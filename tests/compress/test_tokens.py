@@ -169,9 +169,12 @@ def test_each_distinct_text_is_tokenized_once(monkeypatch: pytest.MonkeyPatch) -
 
 def test_the_cache_forgets_the_least_recently_used_text(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
-    monkeypatch.setattr(
-        tokens_module, "_native_counter", lambda name: lambda t: seen.append(t) or 1
-    )
+
+    def count(text: str) -> int:
+        seen.append(text)
+        return 1
+
+    monkeypatch.setattr(tokens_module, "_native_counter", lambda name: count)
     counting = TokenCounter(cache_size=2).bind("gpt-4o")
     for text in ["a", "b", "a", "c", "a", "b"]:
         counting.count(text)
@@ -190,8 +193,10 @@ def test_without_bpe_openai_counts_are_estimates_and_say_so(
     assert result.tokens_before == 100 + 3 + 1 + 3  # 400 / 4, message overhead, "user", priming
 
 
-def test_a_lone_surrogate_is_counted_not_raised() -> None:
-    assert TokenCounter().count("a\ud800b", "gpt-4o") > 0
+@pytest.mark.parametrize("cache_size", [0, 16])
+def test_a_lone_surrogate_is_counted_not_raised(cache_size: int) -> None:
+    counter = TokenCounter(cache_size=cache_size)
+    assert counter.count("a\ud800b", "gpt-4o") == counter.count("a\ufffdb", "gpt-4o") > 0
 
 
 def test_importing_the_package_does_not_load_the_tokenizer() -> None:

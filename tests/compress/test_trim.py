@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Callable
 from typing import Any
 
-from aicp.compress import compress_sync
+import pytest
+
+from aicp.compress import TokenCounter, compress_sync
+from aicp.compress import tokens as tokens_module
 from aicp.compress.eval import texts
 from aicp.compress.eval.checks import problems
-from aicp.compress.eval.conversations import TOOLS_OPENAI, Turn, render
+from aicp.compress.eval.conversations import MODELS, TOOLS_OPENAI, Turn, cases, render
 
 STEPS = ["trim"]
 
@@ -116,11 +120,16 @@ def test_a_last_turn_over_the_budget_is_kept_and_reported() -> None:
     assert [m["content"][:5] for m in result.body["messages"]] == ["rules", "word "]
 
 
-def test_the_last_agent_loop_is_trimmed_inside_when_it_alone_is_too_long() -> None:
+def _agent_loop(protocol: str) -> dict[str, Any]:
+    """A question, then only tool calls and results: the last user turn is the first."""
     turns = [Turn("user", "fix the bug")]
     rng = random.Random(3)
     turns += [Turn("call", f"f{k}.py", texts.python_module(rng, 3)) for k in range(8)]
-    body = render("openai", "rules", turns, tools=True)
+    return render(protocol, "rules", turns, tools=True)
+
+
+def test_the_last_agent_loop_is_trimmed_inside_when_it_alone_is_too_long() -> None:
+    body = _agent_loop("openai")
     total = _tokens(body, "openai", "gpt-4o")
     for budget in range(total // 3, total, total // 41):
         result = compress_sync(body, "openai", "gpt-4o", steps=STEPS, budget_tokens=budget)
@@ -134,3 +143,79 @@ def test_tool_definitions_count_towards_the_budget() -> None:
     body = _history("openai")
     with_tools = {**body, "tools": TOOLS_OPENAI}
     assert _tokens(with_tools, "openai", "gpt-4o") > _tokens(body, "openai", "gpt-4o") + 20
+
+
+@pytest.mark.parametrize("steps", [STEPS, ["whitespace", "dedupe", "trim"]])
+def test_auto_counting_trims_exactly_as_counting_everything_does(steps: list[str]) -> None:
+    # Over the bound, "auto" normalises, deduplicates and counts newest first and stops
+    # at the first turn that does not fit: the request sent must be the same.
+    bodies = [(c.protocol, c.model, c.body) for c in cases(3)]
+    bodies += [(p, MODELS[p], _history(p, turns=20)) for p in MODELS]
+    bodies += [(p, MODELS[p], _agent_loop(p)) for p in MODELS]
+    for protocol, model, body in bodies:
+        total = _tokens(body, protocol, model)
+        for share in range(1, 13):
+            exact = compress_sync(
+                body, protocol, model, steps=steps, budget_tokens=total * share // 12
+            )
+            # The budget the result fills exactly, too: a turn that just fits is kept.
+            for budget in (total * share // 12, exact.tokens_after):
+                _same_when_auto(body, protocol, model, steps, budget)
+
+
+def _same_when_auto(
+    body: dict[str, Any], protocol: str, model: str, steps: list[str], budget: int
+) -> None:
+    auto = compress_sync(body, protocol, model, steps=steps, budget_tokens=budget, counting="auto")
+    exact = compress_sync(body, protocol, model, steps=steps, budget_tokens=budget)
+    assert auto.body == exact.body, (protocol, budget)
+    assert auto.tokens_after == exact.tokens_after == _tokens(auto.body, protocol, model)
+    assert auto.over_budget == exact.over_budget == (auto.tokens_after > budget)
+    saved = sum(s.tokens_saved for s in auto.steps_applied)
+    assert saved == auto.tokens_before - auto.tokens_after
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts bpe-openai is asked to count from now on (counts stay real)."""
+    seen: list[str] = []
+    real = tokens_module._native_counter
+
+    def native(name: str) -> Callable[[str], int] | None:
+        count = real(name)
+        assert count is not None
+
+        def recorded(text: str) -> int:
+            seen.append(text)
+            return count(text)
+
+        return recorded
+
+    monkeypatch.setattr(tokens_module, "_native_counter", native)
+    return seen
+
+
+def test_auto_counting_tokenizes_the_kept_turns_and_not_the_older_dropped_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = _history("openai", turns=30)
+    budget = _tokens(body, "openai", "gpt-4o") // 3
+    seen = _recording(monkeypatch)
+    result = compress_sync(
+        body,
+        "openai",
+        "gpt-4o",
+        steps=STEPS,
+        budget_tokens=budget,
+        counting="auto",
+        counter=TokenCounter(),
+    )
+    kept = result.body["messages"]
+    dropped = [m for m in body["messages"] if m not in kept]
+    assert result.exact and result.tokens_after <= budget and len(dropped) > 20
+    tokenized = set(seen)
+    assert {m["content"] for m in kept} <= tokenized  # what is sent is counted exactly
+    # Tokenized among the dropped: the newest that did not fit, and at most an answer
+    # after it (that fitted, but was dropped for the history to start with a question).
+    newest = {m["content"] for m in dropped[-2:]}
+    assert tokenized & newest and not tokenized & {m["content"] for m in dropped[:-2]}
+    assert "in part estimated" in result.counting

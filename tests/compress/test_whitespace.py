@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 
@@ -98,7 +99,7 @@ def test_tool_results_images_and_call_arguments_are_not_touched() -> None:
 
 def test_anthropic_system_and_text_blocks_are_normalised_tool_results_are_not() -> None:
     result_block = {"type": "tool_result", "tool_use_id": "t1", "content": "a    b  "}
-    body = {
+    body: dict[str, Any] = {
         "system": [{"type": "text", "text": "Be   brief.", "cache_control": {"type": "ephemeral"}}],
         "messages": [
             {"role": "user", "content": "Hi   there"},

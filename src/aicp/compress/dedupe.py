@@ -12,13 +12,18 @@ earlier message changes once, then stays the same on every following turn.
 
 Every removal is checked: the exact text removed must occur in a later message
 (paragraph hashes only pick the candidates). System prompts are never changed.
+
+Messages are visited newest first, and what happens to one depends only on the
+newer ones: so trimming, which keeps the newest turns, can deduplicate and count
+them one at a time and stop at the first that does not fit (`trim.fit`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-from aicp.compress.forms import RESULT, SYSTEM, Path, read, replaced
+from aicp.compress.forms import RESULT, SYSTEM, read, replaced
 from aicp.compress.markdown import Span, blocks
 from aicp.compress.work import Work
 from aicp.protocol.jsonutil import Json
@@ -28,26 +33,12 @@ _CALL_BLOCKS = frozenset({"tool_use", "server_tool_use"})
 
 
 def dedupe(work: Work, min_block_chars: int) -> dict[str, int]:
-    changes: dict[str, int] = {}
-    repeated = _drop_repeats(work)
-    if repeated:
-        changes["messages_removed"] = repeated
-    removed = _cut_blocks(work, min_block_chars)
-    if removed:
-        changes["blocks_removed"] = removed
-    return changes
-
-
-def _drop_repeats(work: Work) -> int:
-    """Drop the first of two identical consecutive messages (neither a tool call nor result)."""
-    gone: set[int] = set()
-    messages, kinds = work.messages, work.kinds
-    for i in range(1, len(messages)):
-        if kinds[i] != RESULT and messages[i] == messages[i - 1] and not _calls(messages[i]):
-            gone.add(i - 1)
-    if gone:
-        work.drop(gone)
-    return len(gone)
+    """The step over the whole request."""
+    deduper = Deduper(work, min_block_chars)
+    for i in reversed(range(len(work.messages))):
+        deduper.visit(i)
+    work.drop(deduper.gone)
+    return deduper.changes()
 
 
 def _calls(message: Json) -> bool:
@@ -60,69 +51,114 @@ def _calls(message: Json) -> bool:
 
 
 class _Slot:
-    __slots__ = ("hashes", "index", "path", "spans", "text")
+    __slots__ = ("hashes", "spans", "text")
 
-    def __init__(self, index: int, path: Path, text: str) -> None:
-        self.index = index
-        self.path = path
+    def __init__(self, text: str) -> None:
         self.text = text
-        self.spans = blocks(text)
-        self.hashes = [hash(text[a:b]) for a, b in self.spans]
+        self.spans, pieces = blocks(text)
+        self.hashes = list(map(hash, pieces))
 
 
-def _cut_blocks(work: Work, min_chars: int) -> int:
-    found = [
-        (i, path, text)
-        for i, message in enumerate(work.messages)
-        if work.kinds[i] != SYSTEM
-        for path in work.form.text_paths(message, results=True)
-        if len(text := read(message, path)) >= min_chars
-    ]
-    shared = _maybe_repeated([text for _, _, text in found], min_chars // 2)
-    if len(shared) < 2:
-        return 0
-    slots = [_Slot(*found[k]) for k in shared]
-    later: dict[int, list[_Slot]] = {}  # paragraph hash -> later slots holding it
-    rewritten: dict[int, list[tuple[Path, str]]] = {}
-    removed = 0
-    for slot in reversed(slots):
-        cuts = list(_cuts(slot, later, min_chars)) if later else []
-        if cuts:
-            removed += len(cuts)
-            rewritten.setdefault(slot.index, []).append((slot.path, _rebuilt(slot.text, cuts)))
+@dataclass(slots=True)
+class Deduper:
+    """Dedupes one message at a time, newest first (`visit`); `gone` is what to drop."""
+
+    work: Work
+    min_chars: int
+    gone: set[int] = field(default_factory=set)
+    removed: int = 0
+    #: Messages as they were before their blocks were cut, for the repeat check.
+    uncut: dict[int, Json] = field(default_factory=dict)
+    #: Paragraphs of the newer texts: a quick test, which texts are the only candidates.
+    seen: set[str] = field(default_factory=set)
+    #: Newer texts without blocks yet, and their paragraphs: they get blocks when an
+    #: older text shares enough paragraphs with them to be worth cutting.
+    bare: list[tuple[str, set[str]]] = field(default_factory=list)
+    #: Paragraph hash -> newer blocks holding it.
+    later: dict[int, list[_Slot]] = field(default_factory=dict)
+
+    def changes(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        if self.gone:
+            out["messages_removed"] = len(self.gone)
+        if self.removed:
+            out["blocks_removed"] = self.removed
+        return out
+
+    def visit(self, i: int) -> bool:
+        """Dedupe message `i` against the newer ones; False when it goes (sent twice)."""
+        work = self.work
+        message = work.messages[i]
+        if self._repeated(i, message):
+            self.gone.add(i)
+            return False
+        if work.kinds[i] == SYSTEM:
+            return True
+        new = message
+        for path in reversed(work.form.text_paths(message, results=True)):
+            text = read(message, path)
+            if len(text) >= self.min_chars:
+                cut = self._cut(text)
+                if cut is not text:
+                    new = replaced(new, path, cut)
+        if new is not message:
+            self.uncut[i] = message
+            work.set_message(i, new)
+        return True
+
+    def _repeated(self, i: int, message: Json) -> bool:
+        """The first of two identical messages in a row (neither a tool call nor result)."""
+        work = self.work
+        if i + 1 >= len(work.messages) or work.kinds[i + 1] == RESULT:
+            return False
+        newer = self.uncut.get(i + 1, work.messages[i + 1])
+        return newer == message and not _calls(newer)
+
+    def _cut(self, text: str) -> str:
+        """`text` with its blocks found in newer texts replaced by the marker."""
+        keys = _keys(text)
+        shared = keys & self.seen
+        self.seen |= keys
+        if not shared or sum(map(len, shared)) < self.min_chars // 2:
+            self.bare.append((text, keys))
+            return text
+        self._give_slots(shared)
+        slot = _Slot(text)
+        cuts = list(_cuts(slot, self.later, self.min_chars))
+        self._add(slot)
+        if not cuts:
+            return text
+        self.removed += len(cuts)
+        return _rebuilt(text, cuts)
+
+    def _give_slots(self, shared: set[str]) -> None:
+        """Blocks for the newer texts holding `shared` paragraphs, to cut against."""
+        bare = []
+        for text, keys in self.bare:
+            if keys.isdisjoint(shared):
+                bare.append((text, keys))
+            else:
+                self._add(_Slot(text))
+        self.bare = bare
+
+    def _add(self, slot: _Slot) -> None:
         for h in set(slot.hashes):
-            later.setdefault(h, []).append(slot)
-    for index, edits in rewritten.items():
-        message = work.messages[index]
-        for path, text in edits:
-            message = replaced(message, path, text)
-        work.set_message(index, message)
-    return removed
+            self.later.setdefault(h, []).append(slot)
 
 
-def _maybe_repeated(texts: list[str], least: int) -> list[int]:
-    """Indexes of the texts that share paragraphs of `least` characters or more in all
-    with another text: a quick test, whose texts are the only candidates for blocks.
+def _keys(text: str) -> set[str]:
+    """The text's paragraphs, stripped, with fence lines split off (so a fenced block
+    pasted right after a different line of text still matches).
 
-    Made of `split`, `strip` and set operations, with no Python loop over paragraphs,
-    it costs a fraction of finding the blocks, and most requests repeat nothing. Fence
-    lines are split off first, so a fenced block pasted right after a different line
-    of text still matches.
+    Made of `split`, `strip` and set operations, with no Python loop over paragraphs:
+    it costs a fraction of finding the blocks, and most requests repeat nothing.
     """
-    keyed: list[set[str]] = []
-    seen: set[str] = set()
-    repeated: set[str] = set()
-    for text in texts:
-        for mark in ("```", "~~~"):
-            if mark[0] in text:  # memchr: far cheaper than the replace
-                text = text.replace(mark, f"\n\n{mark}\n\n")
-        keys = set(map(str.strip, text.split("\n\n")))
-        repeated |= keys & seen
-        seen |= keys
-        keyed.append(keys)
-    if not repeated:
-        return []
-    return [k for k, keys in enumerate(keyed) if sum(map(len, keys & repeated)) >= least]
+    for mark in ("```", "~~~"):
+        if mark[0] in text:  # memchr: far cheaper than the replace
+            text = text.replace(mark, f"\n\n{mark}\n\n")
+    keys = set(map(str.strip, text.split("\n\n")))
+    keys.discard("")
+    return keys
 
 
 def _cuts(slot: _Slot, later: dict[int, list[_Slot]], min_chars: int) -> Iterator[Span]:

@@ -142,8 +142,24 @@ class OpenAIChat:
             texts.append(name)
             extra += PER_NAME
         content = message.get("content")
+        # The checks before each loop spare a plain text message the generators.
         if isinstance(content, str):
             texts.append(content)
+        elif isinstance(content, list):
+            extra += self._content(content, texts)
+        calls = message.get("tool_calls")
+        if calls:
+            for _, call in _parts(calls):
+                function = call.get("function") or {}
+                texts += [str(function.get("name", "")), str(function.get("arguments", ""))]
+                extra += PER_TOOL_ITEM
+        if isinstance(message.get("tool_call_id"), str):
+            texts.append(message["tool_call_id"])
+        return texts, extra
+
+    def _content(self, content: list[Any], texts: list[str]) -> int:
+        """Adds the parts' text to `texts`; the estimated tokens of the others."""
+        extra = 0
         for _, part in _parts(content):
             kind = part.get("type")
             if isinstance(part.get("text"), str):
@@ -155,13 +171,7 @@ class OpenAIChat:
                 extra += OPENAI_IMAGE_LOW if detail == "low" else OPENAI_IMAGE
             else:
                 extra += OTHER_PART
-        for _, call in _parts(message.get("tool_calls")):
-            function = call.get("function") or {}
-            texts += [str(function.get("name", "")), str(function.get("arguments", ""))]
-            extra += PER_TOOL_ITEM
-        if isinstance(message.get("tool_call_id"), str):
-            texts.append(message["tool_call_id"])
-        return texts, extra
+        return extra
 
     def system_paths(self, body: Json) -> list[Path]:
         return []
@@ -217,7 +227,9 @@ class AnthropicMessages:
         if message.get("role") == "assistant":
             return ASSISTANT
         content = message.get("content")
-        if any(part.get("type") == "tool_result" for _, part in _parts(content)):
+        if isinstance(content, list) and any(
+            part.get("type") == "tool_result" for _, part in _parts(content)
+        ):
             return RESULT
         return USER
 
@@ -240,8 +252,9 @@ class AnthropicMessages:
         content = message.get("content")
         if isinstance(content, str):
             texts.append(content)
-        for _, block in _parts(content):
-            extra += self._block(block, texts)
+        elif isinstance(content, list):
+            for _, block in _parts(content):
+                extra += self._block(block, texts)
         return texts, extra
 
     def _block(self, block: Json, texts: list[str]) -> int:

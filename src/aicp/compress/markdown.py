@@ -23,14 +23,14 @@ def fences(text: str) -> list[Span]:
     at = 0
     n = len(text)
     while marks and at < n:
-        start, mark = _opening(text, at, marks)
+        start, fence = _opening(text, at, marks)
         if start < 0:
             break
         line_end = text.find("\n", start)
         if line_end < 0:
             spans.append((start, n))
             break
-        end = _closing(text, line_end, mark)
+        end = _closing(text, line_end, fence)
         spans.append((start, end))
         at = end
     return spans
@@ -38,24 +38,28 @@ def fences(text: str) -> list[Span]:
 
 def _opening(text: str, at: int, marks: list[str]) -> tuple[int, str]:
     """The start of the next line opening a fence, and its fence string."""
-    next_at = {m: text.find(m, at) for m in marks}
-    while True:
-        found = min((i for i in next_at.values() if i >= 0), default=-1)
-        if found < 0:
-            return -1, ""
+    best, fence = -1, ""
+    for mark in marks:
+        start, found = _opening_of(text, at, mark)
+        if start >= 0 and (best < 0 or start < best):
+            best, fence = start, found
+    return best, fence
+
+
+def _opening_of(text: str, at: int, mark: str) -> tuple[int, str]:
+    """`_opening` for one kind of fence."""
+    found = text.find(mark, at)
+    while found >= 0:
         line_start = text.rfind("\n", 0, found) + 1
         if found - line_start <= 3 and not text[line_start:found].strip(" "):
-            char = text[found]
-            stop = found
-            while stop < len(text) and text[stop] == char:
-                stop += 1
+            line_end = text.find("\n", found)
+            line = text[found : line_end if line_end >= 0 else len(text)]
+            info = line.lstrip(mark[0])
             # A backtick fence's info string may not hold a backtick (CommonMark).
-            line_end = text.find("\n", stop)
-            info = text[stop : line_end if line_end >= 0 else len(text)]
-            if char == "~" or "`" not in info:
-                return line_start, text[found:stop]
-        mark = text[found : found + 3]
-        next_at[mark] = text.find(mark, found + 3)
+            if mark[0] == "~" or "`" not in info:
+                return line_start, line[: len(line) - len(info)]
+        found = text.find(mark, found + 3)
+    return -1, ""
 
 
 def _closing(text: str, at: int, mark: str) -> int:
@@ -74,8 +78,9 @@ def _closing(text: str, at: int, mark: str) -> int:
         at = found + len(mark)
 
 
-def blocks(text: str) -> list[Span]:
-    """Paragraphs: split at blank lines, and around every line that starts a fence.
+def blocks(text: str) -> tuple[list[Span], list[str]]:
+    """Paragraphs, and the text of each: split at blank lines, and around every line
+    that starts a fence.
 
     Spans leave out the line breaks around them, so a paragraph matches itself
     wherever it was pasted, whatever the spacing around it. A fence line (opening or
@@ -85,13 +90,15 @@ def blocks(text: str) -> list[Span]:
     match too.
     """
     spans: list[Span] = []
+    pieces: list[str] = []
     at = 0
     for start, end in _fence_lines(text):
-        _paragraphs(text, at, start, spans)
+        _paragraphs(text, at, start, spans, pieces)
         spans.append((start, end))
+        pieces.append(text[start:end])
         at = end
-    _paragraphs(text, at, len(text), spans)
-    return spans
+    _paragraphs(text, at, len(text), spans, pieces)
+    return spans, pieces
 
 
 def _fence_lines(text: str) -> list[Span]:
@@ -111,7 +118,7 @@ def _fence_lines(text: str) -> list[Span]:
     return sorted(found)
 
 
-def _paragraphs(text: str, start: int, end: int, spans: list[Span]) -> None:
+def _paragraphs(text: str, start: int, end: int, spans: list[Span], pieces: list[str]) -> None:
     at = start
     for piece in text[start:end].split("\n\n"):
         size = len(piece)
@@ -119,4 +126,5 @@ def _paragraphs(text: str, start: int, end: int, spans: list[Span]) -> None:
         if body and not body.isspace():
             a = at + size - len(piece.lstrip("\r\n"))
             spans.append((a, a + len(body)))
+            pieces.append(body)
         at += size + 2

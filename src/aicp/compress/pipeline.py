@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from aicp.compress import trim as trimming
+from aicp.compress import walk
 from aicp.compress.dedupe import dedupe
-from aicp.compress.forms import form_for, read, replaced
+from aicp.compress.forms import form_for
 from aicp.compress.tokens import TokenCounter
-from aicp.compress.whitespace import normalise
-from aicp.compress.work import Work
+from aicp.compress.whitespace import normalise_message, normalise_top
+from aicp.compress.work import Tally, Work
 from aicp.protocol.jsonutil import Json
 
 STEP_NAMES = ("whitespace", "dedupe", "trim", "summarise")
@@ -33,7 +34,9 @@ Summariser = Callable[[list[Json]], Awaitable[str]]
 #: "exact" counts every message with the tokenizer. "auto" first bounds the request
 #: (UTF-8 bytes are at least its tokens) and, when the bound is within the budget (or
 #: there is none), reports characters / 4 estimates instead (`exact` is then False):
-#: nothing can need trimming, so nothing needs tokenizing.
+#: nothing can need trimming, so nothing needs tokenizing. Over the bound, with `trim`,
+#: only what trimming keeps is tokenized (and the newest turn it drops): the result is
+#: counted exactly, and `tokens_before` is in part an estimate (`counting` says so).
 CountingMode = Literal["exact", "auto"]
 
 
@@ -53,7 +56,8 @@ class Compressed:
     tokens_before: int
     tokens_after: int
     steps_applied: list[AppliedStep]
-    #: Whether the counts come from the model's own tokenizer (see `counting`).
+    #: Whether the counts come from the model's own tokenizer (see `counting`): with
+    #: counting "auto", `tokens_after` is, and `tokens_before` may be in part estimated.
     exact: bool
     #: How tokens were counted, e.g. "o200k_base" or "o200k_base x1.20".
     counting: str
@@ -88,33 +92,27 @@ class _Run:
     work: Work
     budget: int | None
     min_block_chars: int
-    applied: list[AppliedStep] = field(default_factory=list)
+    #: What each step changed, and the totals before and after it; read at the end,
+    #: when the counts of pending work have settled.
+    steps: list[tuple[str, Tally, Tally, dict[str, int]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def record(self, name: str, before: int, changes: dict[str, int]) -> None:
+    def record(self, name: str, before: Tally, changes: dict[str, int]) -> None:
         if changes:
-            self.applied.append(AppliedStep(name, before - self.work.total(), changes))
+            self.steps.append((name, before, self.work.tally(), changes))
+
+    def applied(self) -> list[AppliedStep]:
+        tokens = self.work.tokens_of
+        return [
+            AppliedStep(name, tokens(before) - tokens(after), changes)
+            for name, before, after, changes in self.steps
+        ]
 
 
 def _whitespace(run: _Run) -> dict[str, int]:
     work = run.work
-    changed = 0
-    for i, message in enumerate(work.messages):
-        new = message
-        for path in work.form.text_paths(message, results=False):
-            text = read(new, path)
-            fixed = normalise(text)
-            if fixed is not text:
-                new = replaced(new, path, fixed)
-        if new is not message:
-            work.set_message(i, new)
-            changed += 1
-    for path in work.form.system_paths(work.top):
-        text = read(work.top, path)
-        fixed = normalise(text)
-        if fixed is not text:
-            work.set_top(path, fixed)
-            changed += 1
+    changed = sum(normalise_message(work, i) for i in range(len(work.messages)))
+    changed += normalise_top(work)
     return {"texts_changed": changed} if changed else {}
 
 
@@ -127,7 +125,7 @@ def _trim(run: _Run) -> dict[str, int]:
         return {}
     dropped = trimming.plan(run.work, run.budget)
     trimming.apply(run.work, dropped)
-    n = sum(len(u.indices) for u in dropped)
+    n = sum(map(len, dropped))
     return {"messages_dropped": n} if n else {}
 
 
@@ -136,6 +134,17 @@ _SYNC_STEPS: dict[str, Callable[[_Run], dict[str, int]]] = {
     "dedupe": _dedupe,
     "trim": _trim,
 }
+
+
+def _run_steps(run: _Run, chosen: frozenset[str]) -> None:
+    work = run.work
+    if work.pending and run.budget is not None:  # over the bound, trimming: one walk
+        run.steps += walk.fitted(work, run.budget, chosen, run.min_block_chars)
+        return
+    for name, step in _SYNC_STEPS.items():
+        if name in chosen:
+            at = work.tally()
+            run.record(name, at, step(run))
 
 
 def _check_steps(steps: Sequence[str]) -> frozenset[str]:
@@ -156,33 +165,37 @@ def _start(
     min_block_chars: int,
     counter: TokenCounter | None,
     counting: CountingMode,
+    trim: bool,
 ) -> _Run:
     form = form_for(protocol)
     counts = (counter or TokenCounter(cache_size=0)).bind(model)
-    work = Work.start(body, form, counts, auto=counting == "auto", budget=budget)
+    auto = counting == "auto"
+    work = Work.start(body, form, counts, auto=auto, budget=budget, pending=auto and trim)
     run = _Run(work, budget, min_block_chars)
-    if not counts.tokenizer and not work.estimated:
+    if not counts.tokenizer and (work.pending or not work.estimated):
         run.notes.append("bpe-openai is not installed: token counts are estimates")
     return run
 
 
-def _label(run: _Run) -> str:
+def _label(run: _Run, start: Tally) -> str:
     counting = run.work.counting
     if run.work.estimated:
         return f"chars/4 x{counting.encoding.factor:.2f} (within budget, not tokenized)"
+    if start.estimated and run.steps:
+        return f"{counting.label} (tokens_before in part estimated)"
     return counting.label
 
 
-def _finish(run: _Run, before: int, body: Json) -> Compressed:
+def _finish(run: _Run, start: Tally, body: Json) -> Compressed:
     work = run.work
     after = work.total()
     return Compressed(
-        body=work.body() if run.applied else body,
-        tokens_before=before,
+        body=work.body() if run.steps else body,
+        tokens_before=work.tokens_of(start),
         tokens_after=after,
-        steps_applied=run.applied,
+        steps_applied=run.applied(),
         exact=work.counting.exact and not work.estimated,
-        counting=_label(run),
+        counting=_label(run, start),
         over_budget=run.budget is not None and after > run.budget,
         notes=run.notes,
     )
@@ -209,13 +222,12 @@ def compress_sync(
     chosen = _check_steps(steps)
     if "summarise" in chosen:
         raise ValueError("the summarise step needs compress() and a summariser")
-    run = _start(body, protocol, model, budget_tokens, min_block_chars, counter, counting)
-    before = run.work.total()
-    for name, step in _SYNC_STEPS.items():
-        if name in chosen:
-            at = run.work.total()
-            run.record(name, at, step(run))
-    return _finish(run, before, body)
+    run = _start(
+        body, protocol, model, budget_tokens, min_block_chars, counter, counting, "trim" in chosen
+    )
+    start = run.work.tally()
+    _run_steps(run, chosen)
+    return _finish(run, start, body)
 
 
 async def compress(
@@ -237,24 +249,21 @@ async def compress(
     chosen = _check_steps(steps)
     if "summarise" in chosen and summarise is None:
         raise ValueError("the summarise step needs a summariser")
-    run = _start(body, protocol, model, budget_tokens, min_block_chars, counter, counting)
-    before = run.work.total()
-    for name, step in _SYNC_STEPS.items():
-        if name == "trim" and "summarise" in chosen:
-            break
-        if name in chosen:
-            at = run.work.total()
-            run.record(name, at, step(run))
+    # Summarising reads the counts of the turns it replaces: they are all counted.
+    trim = "trim" in chosen and "summarise" not in chosen
+    run = _start(body, protocol, model, budget_tokens, min_block_chars, counter, counting, trim)
+    start = run.work.tally()
+    _run_steps(run, chosen - {"trim"} if "summarise" in chosen else chosen)
     if "summarise" in chosen and summarise is not None:
         await _summarise(run, summarise)
-    return _finish(run, before, body)
+    return _finish(run, start, body)
 
 
 async def _summarise(run: _Run, summarise: Summariser) -> None:
     work, budget = run.work, run.budget
     if budget is None:
         return
-    at = work.total()
+    at = work.tally()
     dropped = trimming.plan(work, budget)
     if not dropped:
         return
@@ -266,14 +275,14 @@ async def _summarise(run: _Run, summarise: Summariser) -> None:
         run.record("trim", at, _trim(run))
         return
     cost = work.counting.count(summary) + 2
-    freed = sum(work.tokens[i] for u in dropped for i in u.indices)
+    freed = sum(work.tokens[i] for unit in dropped for i in unit)
     if cost >= freed:
         run.notes.append("the summary was longer than what it replaced: trimmed instead")
         run.record("trim", at, _trim(run))
         return
     # Room for the summary may cost more turns; those go unsummarised.
     dropped = trimming.plan(work, budget - cost)
-    n = sum(len(u.indices) for u in dropped)
+    n = sum(map(len, dropped))
     trimming.apply(work, dropped, summary)
     changes = {"messages_summarised": len(messages)}
     if n > len(messages):

@@ -113,17 +113,21 @@ class CompressStage:
     async def _calibrate(
         self, ex: Exchange, model: str, budget: int, result: Compressed
     ) -> tuple[int, int] | None:
-        """(the provider's count, our estimate) of the request as the client sent it,
-        when our count is an estimate (not an OpenAI model) near the budget and the
-        provider can count (Anthropic, Gemini, Bedrock, Vertex)."""
+        """(the provider's count, our estimate) of the request as compressed, when our
+        count is an estimate (not an OpenAI model) near the budget and the provider can
+        count (Anthropic, Gemini, Bedrock, Vertex).
+
+        The compressed request, not the client's: its count is the one `tokens_after`
+        holds, while `tokens_before` of a trimmed request is in part a guess (the turns
+        dropped are not tokenized), so only that pair measures our estimate."""
         route = ex.route
         if result.exact or route is None or not route.chain or encoding_for_model(model).native:
             return None
-        estimate = result.tokens_before
+        estimate = result.tokens_after
         if estimate < CALIBRATE_ABOVE * budget:
             return None
         dep = route.chain[0]
-        call = Call(ex.protocol, "count_tokens", ex.body, dep.model, {}, COUNT_TIMEOUTS)
+        call = Call(ex.protocol, "count_tokens", result.body, dep.model, {}, COUNT_TIMEOUTS)
         try:
             counted = await dep.provider.count_tokens(call)
         except Exception:

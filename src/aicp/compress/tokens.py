@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 O200K = "o200k_base"
@@ -58,6 +59,10 @@ OPENAI_ENCODINGS: dict[str, str] = {
 #: Substrings of other providers' model names -> factor over o200k_base (first match).
 ESTIMATE_FACTORS: dict[str, float] = {"claude": 1.20}
 DEFAULT_FACTOR = 1.10
+
+_BINDINGS = "bpe_openai._bindings"
+#: Model names whose encoding a `TokenCounter` remembers.
+_MODELS_KEPT = 1_024
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +105,18 @@ def _native_counter(name: str) -> Callable[[str], int] | None:
     inputs at 200,000 tokens, while the bindings keep one tokenizer per process and
     count without building a token list.
     """
-    try:
-        # By name: bpe-openai ships no type information, and this keeps it optional.
-        # Its import warns about a deprecated importlib.resources call of its own.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            bindings = importlib.import_module("bpe_openai._bindings")
-    except ImportError:
-        return None
+    # Imported already (the usual case, with a counter made per request): no import
+    # machinery, whose warnings filter alone costs microseconds.
+    bindings = sys.modules.get(_BINDINGS)
+    if bindings is None:
+        try:
+            # By name: bpe-openai ships no type information, and this keeps it optional.
+            # Its import warns about a deprecated importlib.resources call of its own.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                bindings = importlib.import_module(_BINDINGS)
+        except ImportError:
+            return None
     factory = getattr(bindings, "tokenizer_for_encoding", None)
     if factory is None:
         return None
@@ -123,7 +132,17 @@ def utf8_len(text: str) -> int:
 class Counting:
     """Counts for one request's model; made by `TokenCounter.bind`."""
 
-    __slots__ = ("_count", "_factor", "_limit", "_memo", "encoding", "exact", "label", "tokenizer")
+    __slots__ = (
+        "_count",
+        "_factor",
+        "_limit",
+        "_memo",
+        "_seen",
+        "encoding",
+        "exact",
+        "label",
+        "tokenizer",
+    )
 
     def __init__(
         self,
@@ -137,6 +156,7 @@ class Counting:
         self._factor = encoding.factor
         self._memo = memo
         self._limit = limit
+        self._seen: dict[str, int] = {}
         #: Whether a tokenizer is loaded, and whether it is the model's own.
         self.tokenizer = count is not None
         self.exact = count is not None and encoding.native
@@ -146,18 +166,45 @@ class Counting:
             self.label = encoding.label
 
     def count(self, text: str) -> int:
-        """Tokens of `text`, remembered by its hash and length."""
-        if not text:
-            return 0
-        key = (hash(text), len(text))
-        memo = self._memo
-        found = memo.pop(key, None)
-        if found is None:
-            found = self._tokens(text)
-            if self._limit and len(memo) >= self._limit:
-                del memo[next(iter(memo))]
-        memo[key] = found  # re-inserted on a hit too: the dict's order is least recent first
-        return found
+        """Tokens of `text`, remembered (see `count_all`)."""
+        return self.count_all((text,))
+
+    def count_all(self, texts: Iterable[str]) -> int:
+        """The texts' tokens added up (one call for a message's texts). A counter shared
+        by requests remembers them by hash and length, least recently used first out."""
+        if not self._limit:
+            return self._count_once(texts)
+        memo, limit = self._memo, self._limit
+        total = 0
+        for text in texts:
+            if not text:
+                continue
+            key = (hash(text), len(text))
+            found = memo.pop(key, None)
+            if found is None:
+                found = self._tokens(text)
+                if len(memo) >= limit:
+                    del memo[next(iter(memo))]
+            memo[key] = found  # re-inserted on a hit too: the dict's order is least recent first
+            total += found
+        return total
+
+    def _count_once(self, texts: Iterable[str]) -> int:
+        """`count_all` remembering for this request only: by the texts themselves, which
+        the request holds anyway (a role is counted once, not once a message)."""
+        seen, count = self._seen, self._count
+        if count is None or self._factor != 1.0:
+            count = self._tokens
+        total = 0
+        for text in texts:
+            found = seen.get(text)
+            if found is None:
+                try:
+                    found = seen[text] = count(text) if text else 0
+                except UnicodeEncodeError:  # as in `_tokens`, which counts it
+                    found = seen[text] = self._tokens(text)
+            total += found
+        return total
 
     def estimate(self, text: str) -> int:
         """Characters / 4 times the factor: no tokenizer, for the cheap counting mode."""
@@ -171,6 +218,12 @@ class Counting:
     def bound(self, text: str) -> int:
         """An upper bound on `count(text)`, at the cost of a length check."""
         return math.ceil(utf8_len(text) * self._factor)
+
+    def bound_all(self, texts: list[str]) -> int:
+        """An upper bound on the texts' counts added up: one length check for them all."""
+        size = utf8_len("".join(texts)) * self._factor
+        # Each text's count is rounded up on its own when there is a factor.
+        return math.ceil(size) + (len(texts) if self._factor != 1.0 else 0)
 
     def _tokens(self, text: str) -> int:
         if self._count is None:
@@ -193,9 +246,14 @@ class TokenCounter:
         self._cache_size = cache_size
         self._memos: dict[str, dict[tuple[int, int], int]] = {}
         self._natives: dict[str, Callable[[str], int] | None] = {}
+        self._encodings: dict[str, Encoding] = {}
 
     def bind(self, model: str) -> Counting:
-        encoding = encoding_for_model(model)
+        encoding = self._encodings.get(model)
+        if encoding is None:
+            encoding = encoding_for_model(model)
+            if len(self._encodings) < _MODELS_KEPT:  # names may come from clients
+                self._encodings[model] = encoding
         name = encoding.name
         if name not in self._natives:
             self._natives[name] = _native_counter(name)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 
+from aicp.compress.forms import read, replaced
 from aicp.compress.markdown import fences
+from aicp.compress.work import Work
 
 _SPLIT = re.compile(r"(\n(?:[ \t]*\n)+)")
 # An inline code span (kept), a run between two non-space characters, trailing spaces.
@@ -22,6 +24,33 @@ _RUNS = re.compile(
 )
 _GAP = re.compile(r"(?<=\S)[ \t]{2,}(?=\S)")
 _MIN_GAP = 4  # line breaks in three blank lines
+
+
+def normalise_message(work: Work, i: int) -> bool:
+    """Normalise message `i` of the work; whether it changed."""
+    message = work.messages[i]
+    new = message
+    for path in work.form.text_paths(message, results=False):
+        text = read(new, path)
+        fixed = normalise(text)
+        if fixed is not text:
+            new = replaced(new, path, fixed)
+    if new is message:
+        return False
+    work.set_message(i, new)
+    return True
+
+
+def normalise_top(work: Work) -> int:
+    """Normalise the system prompt kept outside the messages; the texts changed."""
+    changed = 0
+    for path in work.form.system_paths(work.top):
+        text = read(work.top, path)
+        fixed = normalise(text)
+        if fixed is not text:
+            work.set_top(path, fixed)
+            changed += 1
+    return changed
 
 
 def normalise(text: str) -> str:
