@@ -51,12 +51,13 @@ def _calls(message: Json) -> bool:
 
 
 class _Slot:
-    __slots__ = ("hashes", "spans", "text")
+    __slots__ = ("hashes", "known", "spans", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.spans, pieces = blocks(text)
         self.hashes = list(map(hash, pieces))
+        self.known = set(self.hashes)
 
 
 @dataclass(slots=True)
@@ -74,8 +75,10 @@ class Deduper:
     #: Newer texts without blocks yet, and their paragraphs: they get blocks when an
     #: older text shares enough paragraphs with them to be worth cutting.
     bare: list[tuple[str, set[str]]] = field(default_factory=list)
-    #: Paragraph hash -> newer blocks holding it.
-    later: dict[int, list[_Slot]] = field(default_factory=dict)
+    #: The newer texts with blocks, and the hashes of all their paragraphs (set
+    #: operations, not a dict of lists: a pasted file has many paragraphs, few copies).
+    slots: list[_Slot] = field(default_factory=list)
+    later: set[int] = field(default_factory=set)
 
     def changes(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -95,12 +98,19 @@ class Deduper:
         if work.kinds[i] == SYSTEM:
             return True
         new = message
-        for path in reversed(work.form.text_paths(message, results=True)):
-            text = read(message, path)
-            if len(text) >= self.min_chars:
-                cut = self._cut(text)
-                if cut is not text:
-                    new = replaced(new, path, cut)
+        content = message.get("content")
+        if type(content) is str:  # most messages: one text, whose path is known
+            if len(content) >= self.min_chars:
+                cut = self._cut(content)
+                if cut is not content:
+                    new = {**message, "content": cut}
+        else:
+            for path in reversed(work.form.text_paths(message, results=True)):
+                text = read(message, path)
+                if len(text) >= self.min_chars:
+                    cut = self._cut(text)
+                    if cut is not text:
+                        new = replaced(new, path, cut)
         if new is not message:
             self.uncut[i] = message
             work.set_message(i, new)
@@ -124,7 +134,7 @@ class Deduper:
             return text
         self._give_slots(shared)
         slot = _Slot(text)
-        cuts = list(_cuts(slot, self.later, self.min_chars))
+        cuts = list(_cuts(slot, self.later, self.slots, self.min_chars))
         self._add(slot)
         if not cuts:
             return text
@@ -142,8 +152,8 @@ class Deduper:
         self.bare = bare
 
     def _add(self, slot: _Slot) -> None:
-        for h in set(slot.hashes):
-            self.later.setdefault(h, []).append(slot)
+        self.slots.append(slot)
+        self.later |= slot.known
 
 
 def _keys(text: str) -> set[str]:
@@ -161,7 +171,7 @@ def _keys(text: str) -> set[str]:
     return keys
 
 
-def _cuts(slot: _Slot, later: dict[int, list[_Slot]], min_chars: int) -> Iterator[Span]:
+def _cuts(slot: _Slot, later: set[int], slots: list[_Slot], min_chars: int) -> Iterator[Span]:
     """Spans of `slot.text` found verbatim in a later slot, each of `min_chars` or more."""
     flags = [h in later for h in slot.hashes]
     k, n = 0, len(flags)
@@ -172,31 +182,30 @@ def _cuts(slot: _Slot, later: dict[int, list[_Slot]], min_chars: int) -> Iterato
         end = k
         while end + 1 < n and flags[end + 1]:
             end += 1
-        yield from _verified(slot, range(k, end + 1), later, min_chars)
+        yield from _verified(slot, range(k, end + 1), slots, min_chars)
         k = end + 1
 
 
-def _verified(
-    slot: _Slot, run: range, later: dict[int, list[_Slot]], min_chars: int
-) -> Iterator[Span]:
+def _verified(slot: _Slot, run: range, slots: list[_Slot], min_chars: int) -> Iterator[Span]:
     """The whole run if a later slot holds it; otherwise its large paragraphs that are."""
     text, spans = slot.text, slot.spans
     start, end = spans[run[0]][0], spans[run[-1]][1]
     if end - start < min_chars:
         return
-    if _found(text[start:end], later[slot.hashes[run[0]]]):
+    if _found(text[start:end], slot.hashes[run[0]], slots):
         yield start, end
         return
     if len(run) == 1:
         return
     for k in run:
         a, b = spans[k]
-        if b - a >= min_chars and _found(text[a:b], later[slot.hashes[k]]):
+        if b - a >= min_chars and _found(text[a:b], slot.hashes[k], slots):
             yield a, b
 
 
-def _found(piece: str, candidates: list[_Slot]) -> bool:
-    return any(piece in other.text for other in candidates)
+def _found(piece: str, first: int, slots: list[_Slot]) -> bool:
+    """Whether a later slot holding the paragraph hashed `first` holds all of `piece`."""
+    return any(first in other.known and piece in other.text for other in slots)
 
 
 def _rebuilt(text: str, cuts: list[Span]) -> str:

@@ -135,13 +135,15 @@ class OpenAIChat:
         return _content_paths(message)
 
     def counted(self, message: Json) -> tuple[list[str], int]:
+        content = message.get("content")
+        if len(message) == 2 and type(content) is str and "role" in message:
+            return [str(message["role"]), content], PER_MESSAGE  # most messages: no lookups
         texts = [str(message.get("role", ""))]
         extra = PER_MESSAGE
         name = message.get("name")
         if isinstance(name, str):
             texts.append(name)
             extra += PER_NAME
-        content = message.get("content")
         # The checks before each loop spare a plain text message the generators.
         if isinstance(content, str):
             texts.append(content)

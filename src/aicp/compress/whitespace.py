@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from aicp.compress.forms import read, replaced
+from aicp.compress.forms import RESULT, read, replaced
 from aicp.compress.markdown import fences
 from aicp.compress.work import Work
 
@@ -29,6 +29,15 @@ _MIN_GAP = 4  # line breaks in three blank lines
 def normalise_message(work: Work, i: int) -> bool:
     """Normalise message `i` of the work; whether it changed."""
     message = work.messages[i]
+    content = message.get("content")
+    if type(content) is str:  # most messages: one text, whose path is known
+        if work.kinds[i] == RESULT:
+            return False
+        fixed = normalise(content)
+        if fixed is content:
+            return False
+        work.set_message(i, {**message, "content": fixed})
+        return True
     new = message
     for path in work.form.text_paths(message, results=False):
         text = read(new, path)

@@ -72,8 +72,7 @@ class Work:
         kinds = [form.kind(m) for m in messages]
         work = cls(form, counting, top, messages, kinds, counted, [], 0, False)
         if auto:
-            estimate = counting.estimate_all
-            work.tokens = [extra + estimate(texts) for texts, extra in counted]
+            work.tokens = counting.estimate_each(counted)
             fits = budget is None or (not work._surely_over(budget) and work.bound() <= budget)
             work.pending = not fits and pending
             work.estimated = fits or work.pending
