@@ -169,6 +169,8 @@ def _same_when_auto(
     auto = compress_sync(body, protocol, model, steps=steps, budget_tokens=budget, counting="auto")
     exact = compress_sync(body, protocol, model, steps=steps, budget_tokens=budget)
     assert auto.body == exact.body, (protocol, budget)
+    # and it took the newest-first walk, not the counting of everything
+    assert not auto.steps_applied or "in part estimated" in auto.counting, (protocol, budget)
     assert auto.tokens_after == exact.tokens_after == _tokens(auto.body, protocol, model)
     assert auto.over_budget == exact.over_budget == (auto.tokens_after > budget)
     saved = sum(s.tokens_saved for s in auto.steps_applied)

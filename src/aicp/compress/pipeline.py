@@ -94,7 +94,7 @@ class _Run:
     min_block_chars: int
     #: What each step changed, and the totals before and after it; read at the end,
     #: when the counts of pending work have settled.
-    steps: list[tuple[str, Tally, Tally, dict[str, int]]] = field(default_factory=list)
+    steps: list[walk.Record] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def record(self, name: str, before: Tally, changes: dict[str, int]) -> None:

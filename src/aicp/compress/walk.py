@@ -62,8 +62,9 @@ def fitted(work: Work, budget: int, steps: Collection[str], min_block_chars: int
     records: list[Record] = []
     if texts_changed:
         records.append(("whitespace", start, spaced, {"texts_changed": texts_changed}))
-    if deduper is not None and deduper.changes():
-        records.append(("dedupe", spaced, deduped, deduper.changes()))
+    deduped_changes = deduper.changes() if deduper is not None else {}
+    if deduped_changes:
+        records.append(("dedupe", spaced, deduped, deduped_changes))
     if trimmed:
         records.append(("trim", deduped, work.tally(), {"messages_dropped": trimmed}))
     return records

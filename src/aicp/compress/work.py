@@ -148,8 +148,9 @@ class Work:
         self._keep(kept)
 
     def drop(self, indices: Collection[int]) -> None:
-        self._keep([i for i in range(len(self.messages)) if i not in indices])
-        self.tokens = [t for i, t in enumerate(self.tokens) if i not in indices]
+        kept = [i for i in range(len(self.messages)) if i not in indices]
+        self.tokens = [self.tokens[i] for i in kept]
+        self._keep(kept)
 
     def _keep(self, kept: list[int]) -> None:
         """Keep the messages at `kept` (the counts are the caller's to keep)."""

@@ -4,22 +4,29 @@ This calls cedarpy's extension module directly: its public wrapper decodes
 each answer with the stdlib `json` and wraps it in objects, which costs more
 per request (about 5 µs) than most policies do. The answers are the same JSON
 documents the wrapper reads (`decision`, `diagnostics.reason`,
-`diagnostics.errors`); cedarpy is pinned to a minor version in pyproject.toml
-and tests/policy cover the format.
+`diagnostics.errors`).
+
+`cedarpy._internal` is private: its functions and answer format may change in
+any release. What protects this module is the pin `cedarpy>=4.12,<4.13` in
+pyproject.toml; before widening it, run tests/policy (test_equivalence compares
+every decision with the public `cedarpy.is_authorized`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from cedarpy import _internal
+from cedarpy import _internal  # private: see the module docstring
 
 Entities = _internal.Entities
 CedarSet = _internal.PolicySet
 #: allowed, ids of the satisfied policies Cedar reports, error messages.
 Answer = tuple[bool, list[str], list[str]]
+#: The policy an error message of Cedar's names (group 1).
+FAILED_POLICY = re.compile(r"policy `([^`]*)`")
 
 
 def entities(text: str) -> Entities:

@@ -14,11 +14,10 @@ context rule out left out (see prune), all routes of a batch in one request
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from aicp.policy.ask import Answer, CedarSet, Entities, ask, entities
+from aicp.policy.ask import FAILED_POLICY, Answer, CedarSet, Entities, ask, entities
 from aicp.policy.cache import Lru
 from aicp.policy.compile import Compiled
 from aicp.policy.encode import (
@@ -38,7 +37,6 @@ from aicp.policy.policyset import PolicySet
 from aicp.policy.reads import CONTEXT_ATTRS
 from aicp.policy.slots import batch_entity, batch_names
 
-_FAILED_POLICY = re.compile(r"policy `([^`]*)`")
 _SETTLED_MEMO = 4096  # distinct answers whose outcomes are kept (then all are dropped)
 Verdict = tuple[bool, tuple[str, ...], tuple[str, ...]]  # allowed, deciding ids, errors
 ToolAnswers = tuple[tuple[str, tuple[bool, tuple[str, ...]]], ...]
@@ -221,7 +219,7 @@ class Evaluator:
         errors = tuple(found)
         failed = set()
         for error in errors:
-            match = _FAILED_POLICY.search(error)
+            match = FAILED_POLICY.search(error)
             policy = self.policies.policies.get(match.group(1)) if match else None
             if policy is not None and policy.effect == "forbid":
                 failed.add(policy.id)

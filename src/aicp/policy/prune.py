@@ -25,19 +25,17 @@ are cached by those; the Cedar set for each pattern of outcomes is built once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any, Protocol
 
-from aicp.policy.ask import Answer, CedarSet, Entities, ask, policy_set
+from aicp.policy.ask import FAILED_POLICY, Answer, CedarSet, Entities, ask, policy_set
 from aicp.policy.cache import Lru
 from aicp.policy.slots import BATCH, MAX_SLOTS, ROUTE_FREE_TYPES, SlotSet, read, slot_set, slottable
 
 Json = dict[str, Any]
 _ALL: Json = {"op": "All"}
-_FAILED_POLICY = re.compile(r"policy `([^`]*)`")
 _INPUTS_CACHE = 1024  # principal + context combinations whose guard outcomes are kept
 _SETS_CACHE = 64  # patterns of guard outcomes whose Cedar sets are kept
 #: Slot sets kept per policy set, bypasses included (by pattern and route count):
@@ -66,7 +64,7 @@ class Inputs(Protocol):
 class Pruned:
     """What to ask per route, and the route-independent policies known to match."""
 
-    __slots__ = ("_copies", "_slottable", "cedar", "forbids", "permits", "policies")
+    __slots__ = ("_copies", "cedar", "forbids", "permits", "policies", "slottable")
 
     def __init__(
         self,
@@ -81,7 +79,8 @@ class Pruned:
         self.cedar = cedar  # None: no policy is left to ask
         self.permits = permits
         self.forbids = forbids
-        self._slottable = slottable(policies)
+        #: Whether its routes can be asked all at once (see slots).
+        self.slottable = slottable(policies)
 
     def ask(self, inputs: Inputs) -> list[Answer]:
         """Each route's answer from the full set."""
@@ -98,7 +97,7 @@ class Pruned:
         return [self.join(a) for a in found]
 
     def _slot_set(self, n: int) -> SlotSet | None:
-        if n > MAX_SLOTS or not self._slottable:
+        if n > MAX_SLOTS or not self.slottable:
             return None
         found = self._copies.get((self, n))
         if found is None:
@@ -139,7 +138,7 @@ class Pruner:
         self._copies = copies
         self._all = Pruned(self._copies, policies, full)
         #: Whether routes can be asked all at once (see slots), whatever is pruned.
-        self.slottable = slottable(policies)
+        self.slottable = self._all.slottable
         self._splits = {i: s for i, est in policies.items() if (s := _split(est)) is not None}
         self._guards = policy_set({i: s.guard for i, s in self._splits.items()})
         self._by_inputs: Lru[str, Pruned] = Lru(_INPUTS_CACHE)
@@ -164,9 +163,7 @@ class Pruner:
         return found
 
     def _states(self, held: set[str], errors: list[str]) -> tuple[str, ...]:
-        failed = (
-            {m.group(1) for e in errors if (m := _FAILED_POLICY.search(e))} if errors else set()
-        )
+        failed = {m.group(1) for e in errors if (m := FAILED_POLICY.search(e))} if errors else set()
         if len(failed) < len(errors) or not failed <= self._splits.keys():
             return (_KEEP,) * len(self._splits)  # an error not pinned on a guard: ask all
         return tuple(
