@@ -27,6 +27,7 @@ from aicp.errors import AicpError, RequestError
 from aicp.observability.events import EVENT_TYPES, Event
 
 if TYPE_CHECKING:
+    from aicp.pipeline.service import PipelineService
     from aicp.state import AppState
 
 #: How often the database is asked for new events when nothing wakes the reader.
@@ -61,7 +62,7 @@ async def stream(ws: WebSocket) -> None:
         await ws.accept()
         reader = asyncio.create_task(_until_gone(ws))
         try:
-            await _pump(ws, svc, principal, run_id, history, after, wake, reader)
+            await _pump(ws, svc, run_id, history, after, wake, reader)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -74,8 +75,7 @@ async def stream(ws: WebSocket) -> None:
 
 async def _pump(
     ws: WebSocket,
-    svc: Any,
-    principal: Any,
+    svc: PipelineService,
     run_id: str,
     batch: list[dict[str, Any]],
     seq: int,
@@ -95,7 +95,8 @@ async def _pump(
             async with asyncio.timeout(POLL_S):
                 await wake.wait()
         wake.clear()
-        batch = await svc.events(principal, run_id, seq)
+        # Seen to be visible once, before the handshake: now only its new events.
+        batch = await asyncio.to_thread(svc.reader().events, run_id, seq)
 
 
 async def _until_gone(ws: WebSocket) -> None:

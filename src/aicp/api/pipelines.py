@@ -9,7 +9,7 @@ sees its own runs, a team admin their team's, an admin all.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import Field, model_validator
 from starlette.requests import Request
@@ -26,10 +26,9 @@ from aicp.pipeline.service import PipelineService
 NAME = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/-]+$")]
 
 
-class Source(Body):
-    """One of: a registered pipeline's name, a YAML document, an import path."""
+class Code(Body):
+    """A pipeline given whole: a YAML document or an import path (exactly one)."""
 
-    pipeline: NAME | None = None
     yaml: Annotated[str, Field(max_length=200_000)] | None = None
     #: Where the YAML came from, for messages (the CLI sends the file name).
     path: Annotated[str, Field(max_length=500)] | None = None
@@ -37,25 +36,30 @@ class Source(Body):
         Annotated[str, Field(max_length=300, pattern=r"^[A-Za-z0-9_.]+:[A-Za-z0-9_.]+$")] | None
     ) = None
 
+    #: The fields of which exactly one must be given.
+    _ONE_OF: ClassVar[tuple[str, ...]] = ("yaml", "ref")
+
     @model_validator(mode="after")
-    def _one(self) -> Source:
-        given = [n for n in ("pipeline", "yaml", "ref") if getattr(self, n) is not None]
+    def _one(self) -> Self:
+        given = [n for n in self._ONE_OF if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of pipeline, yaml, ref")
+            raise ValueError(f"give exactly one of {', '.join(self._ONE_OF)}")
         return self
+
+
+class Source(Code):
+    """One of: a registered pipeline's name, a YAML document, an import path."""
+
+    pipeline: NAME | None = None
+    _ONE_OF: ClassVar[tuple[str, ...]] = ("pipeline", "yaml", "ref")
 
 
 class StartRun(Source):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class Define(Body):
+class Define(Code):
     name: NAME | None = None
-    yaml: Annotated[str, Field(max_length=200_000)] | None = None
-    path: Annotated[str, Field(max_length=500)] | None = None
-    ref: (
-        Annotated[str, Field(max_length=300, pattern=r"^[A-Za-z0-9_.]+:[A-Za-z0-9_.]+$")] | None
-    ) = None
 
 
 class Decision(Body):
@@ -107,8 +111,6 @@ async def define(request: Request) -> Response:
     """
     p = await caller(request)
     body = await body_of(request, Define)
-    if (body.yaml is None) == (body.ref is None):
-        raise RequestError("give exactly one of yaml, ref", status=422)
     out = await service(request).define(p, body.name, body.yaml, body.path, body.ref)
     return json_response(out, 201)
 

@@ -47,23 +47,13 @@ def call(
     timeout: float = 30,
 ) -> Any:
     """One API call; an HTTP error is printed with its message and exits 1."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
-    req.add_header("content-type", "application/json")
-    if key:
-        req.add_header("authorization", f"Bearer {key}")
-    for name, value in (headers or {}).items():
-        req.add_header(name, value)
+    from aicp.pipeline.client import ClientError, request_json
+
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        raw = exc.read().decode("utf-8", "replace")
-        try:
-            message = json.loads(raw)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = raw
-        typer.echo(f"error: HTTP {exc.code}: {message}", err=True)
-    except urllib.error.URLError as exc:
-        typer.echo(f"error: cannot reach the gateway: {exc.reason}", err=True)
+        return request_json(url, key, method, path, body, headers=headers, timeout=timeout)
+    except ClientError as exc:
+        if exc.status is None:
+            typer.echo(f"error: {exc.message}", err=True)
+        else:
+            typer.echo(f"error: HTTP {exc.status}: {exc.message}", err=True)
     raise typer.Exit(1)

@@ -30,6 +30,39 @@ class ClientError(Exception):
         self.message = message
 
 
+def request_json(
+    base_url: str,
+    key: str | None,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> Any:
+    """One call of a gateway's JSON API; an error answer is a `ClientError` with the
+    message of its OpenAI-format body. (The CLI's calls go through here too.)"""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method)
+    req.add_header("content-type", "application/json")
+    if key:
+        req.add_header("authorization", f"Bearer {key}")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read().decode("utf-8", "replace")
+        try:
+            message = json.loads(raw)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = raw[:500]
+        raise ClientError(exc.code, message) from None
+    except urllib.error.URLError as exc:
+        raise ClientError(None, f"cannot reach the gateway: {exc.reason}") from None
+
+
 class PipelineClient:
     def __init__(self, base_url: str, api_key: str | None, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
@@ -43,23 +76,7 @@ class PipelineClient:
         return cls(url, env.get("AICP_API_KEY") or None)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base_url + path, data=data, method=method)
-        req.add_header("content-type", "application/json")
-        if self.api_key:
-            req.add_header("authorization", f"Bearer {self.api_key}")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            raw = exc.read().decode("utf-8", "replace")
-            try:
-                message = json.loads(raw)["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = raw[:500]
-            raise ClientError(exc.code, message) from None
-        except urllib.error.URLError as exc:
-            raise ClientError(None, f"cannot reach the gateway: {exc.reason}") from None
+        return request_json(self.base_url, self.api_key, method, path, body, timeout=self.timeout)
 
     # --- pipelines ------------------------------------------------------------------
 

@@ -10,11 +10,12 @@ their events are emitted on this loop's bus.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import sys
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Collection, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -73,7 +74,7 @@ class PipelineService:
         await self.bindings.aclose()
         engine, self._engine = self._engine, None
         if engine is not None:
-            await asyncio.to_thread(engine.stop)
+            await asyncio.to_thread(engine.close)
         registry, self._registry = self._registry, None
         if registry is not None:
             registry.close()
@@ -83,15 +84,23 @@ class PipelineService:
         async with self.state.db.connect() as conn:
             return bool((await conn.execute(query)).scalar_one())
 
-    async def engine(self) -> PipelineEngine:
-        if self._engine is not None:
-            return self._engine
-        async with self._lock:
-            if self._engine is None:
-                engine = self._make_engine()
-                await asyncio.to_thread(engine.start)
-                self._engine = engine
+    def reader(self) -> PipelineEngine:
+        """The engine for what only reads and writes rows (runs, events, approvals and
+        their decisions): not started, so a process that only serves the API never
+        launches DBOS, and never takes over the runs another process executes."""
+        if self._engine is None:
+            self._engine = self._make_engine()
         return self._engine
+
+    async def engine(self) -> PipelineEngine:
+        """The engine, started (DBOS launched, this executor's unfinished runs resumed):
+        for starting runs and for cancel, pause and resume."""
+        engine = self.reader()
+        if not engine.started:
+            async with self._lock:
+                if not engine.started:
+                    await asyncio.to_thread(engine.start)
+        return engine
 
     def _make_engine(self) -> PipelineEngine:
         from aicp.pipeline.runner import PipelineEngine
@@ -111,13 +120,12 @@ class PipelineService:
     def _tracker(self) -> Any:
         if not self.settings.tracking:
             return None
-        try:
-            import mlflow  # noqa: F401  (the `mlops` extra)
-
-            from aicp.pipeline.tracking import MlflowTracker
-        except ImportError:
+        if not has_mlflow():
             log.warning("pipelines are not tracked: install the `mlops` extra for MLflow")
             return None
+        from aicp.pipeline.tracking import MlflowTracker
+
+        # MLflow itself is imported by the tracker on first use, in an engine thread.
         return MlflowTracker(self.settings.tracking_uri, self.data_dir)
 
     def _llm_for(self, run_id: str, stage: str, key_id: str | None) -> Any:
@@ -257,19 +265,23 @@ class PipelineService:
         )
         return await self.run(p, run_id)
 
-    async def _visible(self, p: Principal, run_id: str) -> None:
-        query = sa.select(pipeline_runs.c.key_id, pipeline_runs.c.team_id).where(
-            pipeline_runs.c.id == run_id
-        )
+    async def _owners(self, run_ids: Collection[str]) -> dict[str, tuple[str | None, str | None]]:
+        """run id -> (key id, team id) of who started it."""
+        if not run_ids:
+            return {}
+        c = pipeline_runs.c
+        query = sa.select(c.id, c.key_id, c.team_id).where(c.id.in_(run_ids))
         async with self.state.db.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None or not may_see(p, row.key_id, row.team_id):
+            return {r.id: (r.key_id, r.team_id) for r in await conn.execute(query)}
+
+    async def _visible(self, p: Principal, run_id: str) -> None:
+        owner = (await self._owners([run_id])).get(run_id)
+        if owner is None or not may_see(p, *owner):
             raise RequestError(f"no pipeline run {run_id!r}", status=404, code="not_found")
 
     async def run(self, p: Principal, run_id: str) -> dict[str, Any]:
         await self._visible(p, run_id)
-        engine = await self.engine()
-        run = await asyncio.to_thread(engine.get, run_id)
+        run = await asyncio.to_thread(self.reader().get, run_id)
         if run is None:
             raise RequestError(f"no pipeline run {run_id!r}", status=404, code="not_found")
         return run.as_dict()
@@ -277,8 +289,9 @@ class PipelineService:
     async def runs(
         self, p: Principal, pipeline: str | None, status: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        engine = await self.engine()
-        found = await asyncio.to_thread(engine.list, pipeline=pipeline, status=status, limit=500)
+        found = await asyncio.to_thread(
+            self.reader().list, pipeline=pipeline, status=status, limit=500
+        )
         seen = [r for r in found if may_see(p, r.key_id, r.team_id)]
         return [r.as_dict() for r in seen[:limit]]
 
@@ -292,32 +305,23 @@ class PipelineService:
     async def approvals(self, p: Principal, run_id: str | None) -> list[dict[str, Any]]:
         if run_id is not None:
             await self._visible(p, run_id)
-        engine = await self.engine()
-        found = await asyncio.to_thread(engine.pending_approvals, run_id)
-        out = []
-        for a in found:
-            try:
-                await self._visible(p, a["run_id"])
-            except RequestError:
-                continue
-            out.append(a)
-        return out
+        found = await asyncio.to_thread(self.reader().pending_approvals, run_id)
+        owners = await self._owners({a["run_id"] for a in found})
+        return [a for a in found if may_see(p, *owners.get(a["run_id"], (None, None)))]
 
     async def decide(
         self, p: Principal, run_id: str, stage: str, approve: bool, comment: str | None
     ) -> dict[str, Any]:
         await self._visible(p, run_id)
-        engine = await self.engine()
         by = p.key_id or p.name or "local"
         out: dict[str, Any] = await asyncio.to_thread(
-            engine.decide, run_id, stage, approve, by=by, comment=comment
+            self.reader().decide, run_id, stage, approve, by=by, comment=comment
         )
         return out
 
     async def events(self, p: Principal, run_id: str, after: int = 0) -> list[dict[str, Any]]:
         await self._visible(p, run_id)
-        engine = await self.engine()
-        found: list[dict[str, Any]] = await asyncio.to_thread(engine.events, run_id, after)
+        found: list[dict[str, Any]] = await asyncio.to_thread(self.reader().events, run_id, after)
         return found
 
     async def costs(self, p: Principal, pipeline: str | None, limit: int) -> dict[str, Any]:
@@ -371,14 +375,12 @@ class PipelineService:
 
     def registry(self) -> ModelRegistry:
         if self._registry is None:
-            try:
-                import mlflow  # noqa: F401  (the `mlops` extra)
-            except ImportError:
+            if not has_mlflow():
                 raise RequestError(
                     "the model registry needs MLflow: pip install 'aicp[mlops]'",
                     status=501,
                     code="mlops_not_installed",
-                ) from None
+                )
             from aicp.pipeline.registry import ModelRegistry
 
             self._registry = ModelRegistry(
@@ -459,3 +461,8 @@ class RunRegistry:
     def list(self, name: str | None = None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.svc.on_loop(self.svc.registry_call("list", name))
         return found
+
+
+def has_mlflow() -> bool:
+    """Is the `mlops` extra installed? (Without importing MLflow, which takes ~1.4 s.)"""
+    return importlib.util.find_spec("mlflow") is not None
