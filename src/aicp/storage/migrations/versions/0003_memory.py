@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from aicp.storage.migrations.shared import append_only, seq_column
+
 revision = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | None = None
@@ -22,16 +24,10 @@ depends_on: str | None = None
 APPEND_ONLY = ("memory_entries", "feedback")
 
 
-def _seq() -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(
-        "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True
-    )
-
-
 def upgrade() -> None:
     op.create_table(
         "cache_entries",
-        _seq(),
+        seq_column(),
         sa.Column("id", sa.String(40), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("lookup", sa.String(64), nullable=False),
@@ -56,7 +52,7 @@ def upgrade() -> None:
     op.create_index("ix_cache_entries_expires", "cache_entries", ["expires_at"])
     op.create_table(
         "cache_invalidations",
-        _seq(),
+        seq_column(),
         sa.Column("entry_id", sa.String(40), nullable=True),
         sa.Column("model", sa.String(200), nullable=True),
         sa.Column("user_id", sa.String(64), nullable=True),
@@ -77,7 +73,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "memory_entries",
-        _seq(),
+        seq_column(),
         sa.Column("id", sa.String(40), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("project_id", sa.String(64), nullable=True),
@@ -103,7 +99,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "feedback",
-        _seq(),
+        seq_column(),
         sa.Column("receipt_id", sa.String(64), nullable=False),
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("comment", sa.String(2000), nullable=True),
@@ -114,20 +110,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_feedback")),
     )
     op.create_index("ix_feedback_receipt", "feedback", ["receipt_id"])
-    postgres = op.get_context().dialect.name == "postgresql"
     for table in APPEND_ONLY:
-        if postgres:  # aicp_append_only() is migration 0002's
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION aicp_append_only()"
-            )
-            continue
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, 'aicp: {table} is append-only: "
-                f"{action} refused'); END"
-            )
+        append_only(table)
 
 
 def downgrade() -> None:

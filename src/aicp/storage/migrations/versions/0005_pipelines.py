@@ -13,18 +13,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from aicp.storage.migrations.shared import append_only, seq_column
+
 revision = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 
 APPEND_ONLY = ("pipeline_events", "registry_audit")
-
-
-def _seq() -> sa.Column:  # type: ignore[type-arg]
-    return sa.Column(
-        "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True
-    )
 
 
 def upgrade() -> None:
@@ -74,7 +70,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "pipeline_events",
-        _seq(),
+        seq_column(),
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("time", sa.Float(), nullable=False),
@@ -110,7 +106,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "registry_audit",
-        _seq(),
+        seq_column(),
         sa.Column("time", sa.Float(), nullable=False),
         sa.Column("actor", sa.String(64), nullable=True),
         sa.Column("action", sa.String(20), nullable=False),
@@ -124,20 +120,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_registry_audit")),
     )
     op.create_index("ix_registry_audit_model", "registry_audit", ["registered_model", "seq"])
-    postgres = op.get_bind().dialect.name == "postgresql"
     for table in APPEND_ONLY:
-        if postgres:  # aicp_append_only() is migration 0002's
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION aicp_append_only()"
-            )
-            continue
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, 'aicp: {table} is append-only: "
-                f"{action} refused'); END"
-            )
+        append_only(table)
 
 
 def downgrade() -> None:
