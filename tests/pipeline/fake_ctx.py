@@ -1,14 +1,22 @@
-"""A plain StageContext for running one built-in stage type in a test."""
+"""A plain StageContext for running one built-in stage type in a test.
+
+Also a priced gateway and a client of it, as fixtures: a test module takes
+them with `gw = fake_ctx.gw` and `llm = fake_ctx.llm`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+import pytest
+
 from aicp.config import Settings
+from aicp.pipeline.gateway import HttpLlm
 from aicp.pipeline.model import EmbedReply, Llm, LlmReply, Ref, Stage
-from aicp.testing import FakeUpstream
+from aicp.testing import FakeUpstream, GatewayServer
 from tests.helpers import openai_settings
 
 MASTER = "sk-master-pipeline-builtins"
@@ -72,3 +80,29 @@ def stage(type_: str, inputs: tuple[str, ...] = (), **options: Any) -> Stage:
 def priced_settings(upstream: FakeUpstream) -> Settings:
     """A gateway with a master key, whose models `chat` and `embedder` cost money."""
     return openai_settings(upstream, server={"master_key": MASTER}, models=PRICED)
+
+
+@pytest.fixture(scope="module")
+def gw(module_upstream: FakeUpstream) -> Iterator[GatewayServer]:
+    """A gateway on the module's fake upstream, with `priced_settings`."""
+    with GatewayServer(priced_settings(module_upstream)) as server:
+        yield server
+
+
+@pytest.fixture
+def llm(gw: GatewayServer, module_upstream: FakeUpstream) -> Iterator[HttpLlm]:
+    """A client of `gw` with the master key; the upstream's faults and reply reset."""
+    module_upstream.clear_faults()
+    module_upstream.reply = "Hello from the fake upstream"
+    with HttpLlm(gw.url, MASTER) as client:
+        yield client
+
+
+def receipt_cost(gw: GatewayServer, receipt_id: str) -> float:
+    """The USD cost the gateway's receipt `receipt_id` records."""
+    resp = httpx.get(
+        f"{gw.url}/v1/receipts/{receipt_id}", headers={"authorization": f"Bearer {MASTER}"}
+    )
+    assert resp.status_code == 200, resp.text
+    micros: int = resp.json()["receipt"]["cost_micros"]
+    return micros / 1_000_000

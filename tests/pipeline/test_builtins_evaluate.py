@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,8 +10,9 @@ from aicp.pipeline.builtins.evaluate import EVALUATE
 from aicp.pipeline.gateway import HttpLlm
 from aicp.pipeline.metrics import Unscorable, parse_judgement
 from aicp.pipeline.model import GateFailed, StageFailed
-from aicp.testing import FakeUpstream, GatewayServer
-from tests.pipeline.fake_ctx import MASTER, FakeCtx, priced_settings, stage
+from aicp.testing import FakeUpstream
+from tests.pipeline import fake_ctx
+from tests.pipeline.fake_ctx import FakeCtx, stage
 
 
 def length_ratio(output: Any, reference: Any, options: dict[str, Any]) -> float:
@@ -163,17 +163,8 @@ def test_an_answer_without_a_score_in_range_is_unscorable(answer: str) -> None:
         parse_judgement(answer)
 
 
-@pytest.fixture(scope="module")
-def gw(module_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with GatewayServer(priced_settings(module_upstream)) as server:
-        yield server
-
-
-@pytest.fixture
-def llm(gw: GatewayServer, module_upstream: FakeUpstream) -> Iterator[HttpLlm]:
-    module_upstream.clear_faults()
-    with HttpLlm(gw.url, MASTER) as client:
-        yield client
+gw = fake_ctx.gw
+llm = fake_ctx.llm
 
 
 def test_llm_judge_asks_the_judge_through_the_gateway(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import BaseModel
 
@@ -14,7 +12,8 @@ from aicp.pipeline.gateway import HttpLlm
 from aicp.pipeline.model import StageFailed, Unknown
 from aicp.pipeline.prompting import MissingField, render
 from aicp.testing import FakeUpstream, GatewayServer
-from tests.pipeline.fake_ctx import MASTER, FakeCtx, priced_settings, stage
+from tests.pipeline import fake_ctx
+from tests.pipeline.fake_ctx import FakeCtx, receipt_cost, stage
 
 
 class Doc(BaseModel):
@@ -22,18 +21,8 @@ class Doc(BaseModel):
     pages: int
 
 
-@pytest.fixture(scope="module")
-def gw(module_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with GatewayServer(priced_settings(module_upstream)) as server:
-        yield server
-
-
-@pytest.fixture
-def llm(gw: GatewayServer, module_upstream: FakeUpstream) -> Iterator[HttpLlm]:
-    module_upstream.clear_faults()
-    module_upstream.reply = "Hello from the fake upstream"
-    with HttpLlm(gw.url, MASTER) as client:
-        yield client
+gw = fake_ctx.gw
+llm = fake_ctx.llm
 
 
 def run(llm: HttpLlm, inputs: dict[str, Any], **options: Any) -> tuple[Any, FakeCtx]:
@@ -71,10 +60,7 @@ def test_a_prompt_is_filled_from_the_inputs_and_the_reply_text_returned(
     assert sent["stop"] == ["\n\n"] and sent["metadata"] == {"team": "docs"}
     [(receipt_id, cost)] = ctx.receipts
     assert receipt_id is not None and cost > 0
-    bundle = httpx.get(
-        f"{gw.url}/v1/receipts/{receipt_id}", headers={"authorization": f"Bearer {MASTER}"}
-    ).json()
-    assert cost == pytest.approx(bundle["receipt"]["cost_micros"] / 1_000_000)
+    assert cost == pytest.approx(receipt_cost(gw, receipt_id))
 
 
 def test_messages_are_templates_too(llm: HttpLlm, module_upstream: FakeUpstream) -> None:

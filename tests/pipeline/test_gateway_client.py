@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from aicp.pipeline.gateway import (
@@ -17,32 +15,14 @@ from aicp.pipeline.gateway import (
 from aicp.pipeline.model import StageFailed
 from aicp.testing import FakeUpstream, GatewayServer
 from aicp.testing.server import free_port
-from tests.pipeline.fake_ctx import MASTER, priced_settings
+from tests.pipeline import fake_ctx
+from tests.pipeline.fake_ctx import MASTER, receipt_cost
 
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(scope="module")
-def gw(module_upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    with GatewayServer(priced_settings(module_upstream)) as server:
-        yield server
-
-
-@pytest.fixture
-def llm(gw: GatewayServer, module_upstream: FakeUpstream) -> Iterator[HttpLlm]:
-    module_upstream.clear_faults()
-    module_upstream.reply = "Hello from the fake upstream"
-    with HttpLlm(gw.url, MASTER) as client:
-        yield client
-
-
-def receipt_cost(gw: GatewayServer, receipt_id: str) -> float:
-    resp = httpx.get(
-        f"{gw.url}/v1/receipts/{receipt_id}", headers={"authorization": f"Bearer {MASTER}"}
-    )
-    assert resp.status_code == 200, resp.text
-    micros: int = resp.json()["receipt"]["cost_micros"]
-    return micros / 1_000_000
+gw = fake_ctx.gw
+llm = fake_ctx.llm
 
 
 def test_chat_returns_the_text_its_receipt_and_the_receipts_cost(

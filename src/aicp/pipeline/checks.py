@@ -29,7 +29,7 @@ from aicp.pipeline.builtins.options import (
     Opt,
     brief,
     hint,
-    import_object,
+    import_function,
 )
 from aicp.pipeline.model import StageFailed
 
@@ -115,7 +115,7 @@ def _not_empty(got: Any, _: Mapping[str, Any]) -> str | None:
 
 def _length(limit: str, ok: Callable[[int, int], bool]) -> Test:
     def test(got: Any, opts: Mapping[str, Any]) -> str | None:
-        if not isinstance(got, Sized) or got is None:
+        if not isinstance(got, Sized):
             return f"has no length (it is a {_kind(got)})"
         n, bound = len(got), opts["value"]
         return None if ok(n, bound) else f"has length {n}; the {limit} is {bound}"
@@ -265,9 +265,7 @@ CHECKS: Mapping[str, Check] = MappingProxyType(
 
 def custom(path: str) -> Check:
     """The check at `module:function`; ValueError when there is none."""
-    func = import_object(path)
-    if not callable(func):
-        raise ValueError(f"{path!r} is not a function")
+    func = import_function(path)
 
     def test(got: Any, opts: Mapping[str, Any]) -> str | None:
         try:

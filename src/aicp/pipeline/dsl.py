@@ -18,7 +18,7 @@ from aicp.pipeline.compiler import compile_pipeline
 from aicp.pipeline.draft import DraftParam, DraftStage, PipelineDraft
 from aicp.pipeline.model import Pipeline, Unknown
 from aicp.pipeline.trace import TRACE, Handle, Trace, after, current, holds_handle
-from aicp.pipeline.types import CTX_ARG, normalize
+from aicp.pipeline.types import CTX_ARG, normalize, signature
 
 __all__ = [
     "Handle",
@@ -220,7 +220,7 @@ class PipelineFunction:
         draft.description, draft.origin = self.description, {"kind": "python", "ref": ref}
         trace = Trace(self.name)
         handles: dict[str, Handle] = {}
-        for p in _parameters(self.func):
+        for p in signature(self.func).parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
                 draft.problems.append(f"{draft.where()}: parameter {p.name!r} must be named")
                 continue
@@ -233,13 +233,6 @@ class PipelineFunction:
             TRACE.reset(token)
         draft.stages, draft.problems = trace.stages, draft.problems + trace.problems
         return draft
-
-
-def _parameters(func: Callable[..., object]) -> list[inspect.Parameter]:
-    try:
-        return list(inspect.signature(func, eval_str=True).parameters.values())
-    except NameError:
-        return list(inspect.signature(func).parameters.values())
 
 
 def _param(p: inspect.Parameter, source: str | None, line: int | None) -> DraftParam:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from aicp.pipeline.builtins.options import BOOL, MAPPING, NUMBER, STR, Opt, hint, import_object
+from aicp.pipeline.builtins.options import BOOL, MAPPING, NUMBER, STR, Opt, hint, import_function
 from aicp.pipeline.checks import schema_error, vet_schema
 from aicp.pipeline.model import StageContext, StageFailed
 
@@ -200,9 +200,7 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
 
 def custom(path: str) -> Metric:
     """The metric at `module:function`; ValueError when there is none."""
-    func = import_object(path)
-    if not callable(func):
-        raise ValueError(f"{path!r} is not a function")
+    func = import_function(path)
 
     def score(case: Case, opts: Mapping[str, Any], ctx: StageContext) -> float:
         reference = case.reference if case.has_reference else None

@@ -149,12 +149,17 @@ class CallableInfo:
     output: Any
 
 
+def signature(func: Callable[..., Any]) -> inspect.Signature:
+    """`func`'s signature with its annotations evaluated, when they all resolve."""
+    try:
+        return inspect.signature(func, eval_str=True)
+    except NameError:  # a forward reference that does not resolve: keep it undeclared
+        return inspect.signature(func)
+
+
 def describe_callable(func: Callable[..., Any]) -> CallableInfo:
     """Read `func`'s signature; TypeError/ValueError when it has none."""
-    try:
-        sig = inspect.signature(func, eval_str=True)
-    except NameError:  # a forward reference that does not resolve: keep it undeclared
-        sig = inspect.signature(func)
+    sig = signature(func)
     accepts: dict[str, Any] = {}
     required: set[str] = set()
     var_keyword = False

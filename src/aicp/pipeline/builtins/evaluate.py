@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aicp.pipeline import metrics
-from aicp.pipeline.builtins.options import LIST, NUMBER, STR, Opt, problems
+from aicp.pipeline.builtins.options import LIST, NUMBER, STR, Opt, entry_problems, problems
 from aicp.pipeline.metrics import Case, Metric, Unscorable
 from aicp.pipeline.model import GateFailed, Stage, StageContext, StageFailed
 
@@ -75,10 +75,7 @@ def _entry_problems(i: int, entry: Any) -> list[str]:
         metric = metrics.lookup(name)
     except ValueError as exc:
         return [f"{where}: {exc}"]
-    given = entry if metric.options is not None else {k: entry[k] for k in ENTRY_KEYS if k in entry}
-    out = problems(given, {**ENTRY_KEYS, **(metric.options or {})}, what="key")
-    if not out and metric.vet is not None:
-        out.extend(metric.vet(entry))
+    out = entry_problems(entry, ENTRY_KEYS, metric.options, metric.vet)
     return [f"{where}: {p}" for p in out]
 
 

@@ -8,11 +8,12 @@ compiler shows it next to the stage's file and line.
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from aicp.pipeline import types
 
 #: What an option's value may be: a description for messages and a test.
 Kind = tuple[str, Callable[[Any], bool]]
@@ -70,6 +71,24 @@ def problems(
     return out
 
 
+def entry_problems(
+    entry: Mapping[str, Any],
+    common: Mapping[str, Opt],
+    own: Mapping[str, Opt] | None,
+    vet: Callable[[Mapping[str, Any]], list[str]] | None,
+) -> list[str]:
+    """The problems of one declared check or metric: its `common` keys and its `own`.
+
+    `own` None: it takes any keys (a custom one gets whatever is given), so only the
+    common ones are checked. `vet` runs only when the keys are right.
+    """
+    given = entry if own is not None else {k: v for k, v in entry.items() if k in common}
+    out = problems(given, {**common, **(own or {})}, what="key")
+    if not out and vet is not None:
+        out.extend(vet(entry))
+    return out
+
+
 def hint(name: str, known: Iterable[str]) -> str:
     """ "did you mean 'x'?" for a near miss of `known`, else the list of them."""
     names = sorted(known)
@@ -78,23 +97,25 @@ def hint(name: str, known: Iterable[str]) -> str:
 
 
 def import_object(path: str) -> Any:
-    """The object at `module:attribute` (dots allowed after the colon).
+    """The object at `module:attribute`, as `types.import_object` finds it.
 
-    Raises ValueError with a message for users when it is not there.
+    Raises ValueError (what option checks catch) with a message for users.
     """
-    module, sep, attr = path.partition(":")
-    if not sep or not module or not attr:
+    # Options are often a bare name by mistake (`model: Answer`): say what is expected.
+    if ":" not in path:
         raise ValueError(f"{path!r} is not an import path of the form 'module:name'")
     try:
-        obj: Any = importlib.import_module(module)
-    except ImportError as exc:
-        raise ValueError(f"cannot import module {module!r}: {exc}") from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"module {module!r} has no attribute {attr!r}") from None
-    return obj
+        return types.import_object(path)
+    except LookupError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def import_function(path: str) -> Callable[..., Any]:
+    """The callable at `module:function`; ValueError when there is none."""
+    func = import_object(path)
+    if not callable(func):
+        raise ValueError(f"{path!r} is not a function")
+    return func  # type: ignore[no-any-return]
 
 
 def brief(value: Any, limit: int = 200) -> str:

@@ -21,7 +21,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from aicp.pipeline.builtins.options import LIST, STR, Opt, brief, import_object, problems
+from aicp.pipeline.builtins.options import (
+    LIST,
+    STR,
+    Opt,
+    brief,
+    entry_problems,
+    import_object,
+    problems,
+)
 from aicp.pipeline.checks import COMMON, MISSING, lookup, resolve
 from aicp.pipeline.model import GateFailed, Stage, StageContext, StageFailed, Unknown
 
@@ -50,12 +58,7 @@ def check_problems(spec: Any) -> list[str]:
         check = lookup(name)
     except ValueError as exc:
         return [str(exc)]
-    known = {**COMMON, **(check.options or {})}
-    given = spec if check.options is not None else {k: v for k, v in spec.items() if k in COMMON}
-    out = problems(given, known, what="key")
-    if not out and check.vet is not None:
-        out.extend(check.vet(spec))
-    return out
+    return entry_problems(spec, COMMON, check.options, check.vet)
 
 
 def subject(inputs: Mapping[str, Any]) -> Any:
@@ -113,30 +116,21 @@ def _check_failures(spec: Mapping[str, Any], data: Any) -> list[dict[str, Any]]:
 
 def gate_report(options: Mapping[str, Any], value: Any) -> dict[str, Any]:
     """Run every check of a gate on `value`: {passed, failed, checks, failed_checks}."""
-    passed: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    failing = 0
+    #: (the check as `passed` lists it, its failures) for each check, in order.
+    results: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     if "model" in options:
         found = _model_failures(model_class(options["model"]), value)
-        failing += bool(found)
-        if found:
-            failed.extend(found)
-        else:
-            passed.append({"check": "model", "path": ""})
+        results.append(({"check": "model", "path": ""}, found))
     data = to_jsonable_python(value, fallback=str)  # paths reach into models too
-    specs = options.get("checks") or []
-    for spec in specs:
-        found = _check_failures(spec, data)
-        failing += bool(found)
-        if found:
-            failed.extend(found)
-        else:
-            passed.append({"check": spec["check"], "path": spec.get("path", "")})
+    for spec in options.get("checks") or []:
+        named = {"check": spec["check"], "path": spec.get("path", "")}
+        results.append((named, _check_failures(spec, data)))
+    failed = [f for _, found in results for f in found]
     report: dict[str, Any] = {
-        "passed": passed,
+        "passed": [named for named, found in results if not found],
         "failed": failed[:MAX_FAILURES],
-        "checks": len(specs) + ("model" in options),
-        "failed_checks": failing,
+        "checks": len(results),
+        "failed_checks": sum(1 for _, found in results if found),
     }
     if len(failed) > MAX_FAILURES:
         report["omitted"] = len(failed) - MAX_FAILURES
