@@ -10,16 +10,20 @@
     |   +-- AmbiguousModel          400 a bare name that several providers serve
     |   +-- AuthenticationFailed    401 missing or unknown key
     |   +-- PermissionDenied        403 e.g. forcing a route without the right to
+    |   +-- RegistryError           400 a malformed registry request (bad name, target, params)
+    |       +-- RegistryNotFound    404 unknown registered model, version or alias
+    |       +-- RegistryConflict    409 nothing to roll back to; a gateway alias taken
     +-- DecisionError               a stage decided to stop the request
     |   +-- PolicyDenied            403
     |   +-- GuardrailBlocked        400
     |   +-- BudgetExceeded          429
     |   +-- RateLimited             429 over an RPM or TPM limit (Retry-After says when)
     +-- UpstreamError               the provider failed (status is what the client sees)
-        +-- UpstreamStatusError     the provider answered with an error status
-        +-- UpstreamTimeout         504 connect, first byte, idle gap or deadline
-        +-- UpstreamUnavailable     502/503 connection refused, reset, breaker open
+    |   +-- UpstreamStatusError     the provider answered with an error status
+    |   +-- UpstreamTimeout         504 connect, first byte, idle gap or deadline
+    |   +-- UpstreamUnavailable     502/503 connection refused, reset, breaker open
     +-- ReceiptNotRecorded          503 the receipt log could not commit (durable mode)
+    +-- AuditChainBroken            500 the registry audit log's hash chain does not verify
 
 One handler (`aicp.api.errors`) turns any of these into the client's own wire
 format: OpenAI `{"error": {...}}` or Anthropic `{"type": "error", ...}`.
@@ -106,6 +110,21 @@ class PermissionDenied(RequestError):
     kind = "permission_error"
 
 
+class RegistryError(RequestError):
+    code = "registry_error"
+
+
+class RegistryNotFound(RegistryError):
+    status = 404
+    kind = "not_found_error"
+    code = "registry_not_found"
+
+
+class RegistryConflict(RegistryError):
+    status = 409
+    code = "registry_conflict"
+
+
 class DecisionError(AicpError):
     status = 403
     kind = "permission_error"
@@ -186,3 +205,12 @@ _KIND_BY_STATUS = {
 class ReceiptNotRecorded(AicpError):
     status = 503
     code = "receipt_not_recorded"
+
+
+class AuditChainBroken(AicpError):
+    code = "audit_chain_broken"
+
+    def __init__(self, message: str, seq: int | None = None) -> None:
+        super().__init__(message)
+        #: The first record that does not verify (None: the chain as a whole).
+        self.seq = seq

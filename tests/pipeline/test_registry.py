@@ -251,9 +251,7 @@ def test_alias_taken_in_the_database_leaves_mlflow_unchanged(registry: ModelRegi
     assert production(registry, name) is None
 
 
-def test_editing_an_audit_record_breaks_the_chain(
-    registry: ModelRegistry, database_url: str
-) -> None:
+def test_editing_an_audit_record_breaks_the_chain(registry: ModelRegistry) -> None:
     name = model_name()
     registry.register(name, target="openai/a")
     registry.register(name, target="openai/b")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import openai
@@ -55,12 +55,12 @@ def served(upstream: FakeUpstream, gw: GatewayServer) -> str:
     return str(body["model"])
 
 
-def eventually(check: object, expected: str, within_s: float = 1.0) -> float:
+def eventually(check: Callable[[], str], expected: str, within_s: float = 1.0) -> float:
     """Seconds until `check()` returns `expected` (fails after `within_s`)."""
     started = time.monotonic()
     while True:
         try:
-            got = check()  # type: ignore[operator]
+            got = check()
         except openai.NotFoundError:
             got = "<no such model yet>"
         if got == expected:

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aicp.accounting.keycache import bump
 from aicp.accounting.keys import display_of, hash_key, new_key
-from aicp.accounting.principals import as_dict, check_refs, new_id, unprocessable
-from aicp.storage.db import Database
+from aicp.accounting.principals import check_refs, new_id, unprocessable
+from aicp.storage.db import Database, plain_row
 from aicp.storage.schema import api_keys, service_accounts, users
 
 #: Columns copied from a key to its replacement on rotation.
@@ -96,7 +96,7 @@ async def _insert(conn: AsyncConnection, pepper: bytes, values: dict[str, Any]) 
 
 async def _read(conn: AsyncConnection, ident: str) -> dict[str, Any] | None:
     row = (await conn.execute(select(*_PUBLIC).where(api_keys.c.id == ident))).first()
-    return None if row is None else public(as_dict(row))
+    return None if row is None else public(plain_row(row))
 
 
 async def create_key(
@@ -128,7 +128,7 @@ async def find_keys(
     async with db.connect() as conn:
         rows = await conn.execute(query.limit(limit).offset(offset))
         now = time.time()
-        return [public(as_dict(r), now) for r in rows]
+        return [public(plain_row(r), now) for r in rows]
 
 
 async def update_key(db: Database, ident: str, values: dict[str, Any]) -> dict[str, Any] | None:

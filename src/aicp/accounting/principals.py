@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aicp.accounting.keycache import bump
 from aicp.errors import RequestError
-from aicp.storage.db import Database
+from aicp.storage.db import Database, plain_row
 from aicp.storage.schema import api_keys, projects, service_accounts, teams, users
 
 
@@ -58,10 +58,6 @@ def unprocessable(message: str, param: str | None = None) -> RequestError:
     return RequestError(message, status=422, code="invalid_value", param=param)
 
 
-def as_dict(row: Any) -> dict[str, Any]:
-    return {str(k): v for k, v in row._mapping.items()}
-
-
 async def exists(conn: AsyncConnection, table: Table, ident: str) -> bool:
     return await conn.scalar(select(table.c.id).where(table.c.id == ident)) is not None
 
@@ -90,14 +86,14 @@ async def create(db: Database, kind: str, values: dict[str, Any]) -> dict[str, A
         except IntegrityError:
             raise conflict(f"a {spec.name} with that name or email already exists") from None
         result = await conn.execute(select(spec.table).where(spec.table.c.id == row["id"]))
-        return as_dict(result.one())
+        return plain_row(result.one())
 
 
 async def get(db: Database, kind: str, ident: str) -> dict[str, Any] | None:
     table = KINDS[kind].table
     async with db.connect() as conn:
         row = (await conn.execute(select(table).where(table.c.id == ident))).first()
-    return None if row is None else as_dict(row)
+    return None if row is None else plain_row(row)
 
 
 async def find(
@@ -108,7 +104,7 @@ async def find(
     for column, value in filters.items():
         query = query.where(table.c[column] == value)
     async with db.connect() as conn:
-        return [as_dict(r) for r in await conn.execute(query)]
+        return [plain_row(r) for r in await conn.execute(query)]
 
 
 async def modify(
@@ -132,7 +128,7 @@ async def modify(
         if kind == "teams" and "metadata" in values:
             await _touch_keys(conn, _team_keys(ident))
         result = await conn.execute(select(table).where(table.c.id == ident))
-        return as_dict(result.one())
+        return plain_row(result.one())
 
 
 async def remove(db: Database, kind: str, ident: str) -> bool:

@@ -24,6 +24,7 @@ from aicp.api.spend import parse_time
 from aicp.errors import PermissionDenied, RequestError
 from aicp.plane.exchange import Principal
 from aicp.receipts.log import ReceiptNotFound
+from aicp.storage.db import plain_row
 from aicp.storage.schema import receipts
 
 RECEIPT_ID = re.compile(r"rcpt_[0-9a-f]{28}")
@@ -225,8 +226,7 @@ async def list_receipts(request: Request) -> Response:
     stmt = stmt.order_by(c.leaf_index.desc()).limit(int(limit))
     async with state_of(request).db.connect() as conn:
         rows = (await conn.execute(stmt)).all()
-    # str(): SQLAlchemy's column names are a str subclass, which orjson refuses as keys.
-    data = [{str(k): v for k, v in r._mapping.items()} for r in rows]
+    data = [plain_row(r) for r in rows]
     return json_response({"object": "list", "data": data})
 
 

@@ -20,6 +20,7 @@ from aicp.api.authz import caller, require_admin
 from aicp.api.identity_http import body_of, endpoint
 from aicp.api.identity_models import Body
 from aicp.api.pipelines import service
+from aicp.errors import RegistryNotFound
 
 NAME = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/-]+$")]
 
@@ -67,8 +68,6 @@ async def get_model(request: Request) -> Response:
     name = request.path_params["name"]
     found = await service(request).registry_call("list", name)
     if not found:
-        from aicp.pipeline.registry_errors import RegistryNotFound
-
         raise RegistryNotFound(f"no registered model {name!r}")
     return json_response(found[0])
 

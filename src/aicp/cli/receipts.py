@@ -217,6 +217,7 @@ def list_receipts(
     """Receipts, newest first, filtered by key, team, model, status and time."""
     from sqlalchemy import select
 
+    from aicp.storage.db import plain_row
     from aicp.storage.schema import receipts
 
     start, end = _when(since, "--since"), _when(until, "--until")
@@ -236,7 +237,7 @@ def list_receipts(
         stmt = stmt.order_by(c.leaf_index.desc()).limit(limit)
         async with db.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [{str(k): v for k, v in r._mapping.items()} for r in rows]
+        return [plain_row(r) for r in rows]
 
     rows = _run(config, work)
     if as_json:

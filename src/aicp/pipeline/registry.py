@@ -30,17 +30,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from aicp.errors import AuditChainBroken, RegistryConflict, RegistryError, RegistryNotFound
 from aicp.pipeline import mlflow_env
 from aicp.pipeline import registry_audit as audit
 from aicp.pipeline import registry_mlflow as ml
 from aicp.pipeline.registry_db import RegistryDb
-from aicp.pipeline.registry_errors import (
-    AuditChainBroken,
-    RegistryConflict,
-    RegistryError,
-    RegistryNotFound,
-)
 from aicp.pipeline.registry_mlflow import PRODUCTION, STAGING, TAG_ALIAS
+from aicp.storage.db import plain_row
 from aicp.storage.schema import model_bindings
 
 if TYPE_CHECKING:
@@ -184,7 +180,7 @@ class ModelRegistry:
         """Every gateway alias binding (what the gateway applies)."""
         with self.db.read() as conn:
             rows = conn.execute(select(model_bindings).order_by(model_bindings.c.registered_model))
-            return [{str(k): v for k, v in r.items()} for r in rows.mappings()]
+            return [plain_row(r) for r in rows]
 
     def check_audit(self) -> int:
         """Recompute the audit chain: how many records, or AuditChainBroken."""
@@ -202,8 +198,8 @@ class ModelRegistry:
         """Registered models (those aicp manages) with versions, aliases and binding."""
         models = [self.mlflow.model(name)] if name is not None else self.mlflow.managed()
         with self.db.read() as conn:
-            rows = conn.execute(select(model_bindings)).mappings()
-            bound = {r["registered_model"]: {str(k): v for k, v in r.items()} for r in rows}
+            rows = [plain_row(r) for r in conn.execute(select(model_bindings))]
+        bound = {r["registered_model"]: r for r in rows}
         return [self._summary(rm, bound.get(rm.name)) for rm in models]
 
     # --- the move --------------------------------------------------------------------------
@@ -332,12 +328,9 @@ class ModelRegistry:
 
 
 def _binding(conn: Connection, name: str) -> Record | None:
-    row = (
-        conn.execute(select(model_bindings).where(model_bindings.c.registered_model == name))
-        .mappings()
-        .first()
-    )
-    return {str(k): v for k, v in row.items()} if row else None
+    query = select(model_bindings).where(model_bindings.c.registered_model == name)
+    row = conn.execute(query).first()
+    return plain_row(row) if row is not None else None
 
 
 def _save_binding(conn: Connection, row: Record, *, exists: bool) -> None:

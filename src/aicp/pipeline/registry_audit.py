@@ -27,7 +27,8 @@ from typing import Any
 import rfc8785
 from sqlalchemy import Connection, insert, select
 
-from aicp.pipeline.registry_errors import AuditChainBroken, RegistryError
+from aicp.errors import AuditChainBroken, RegistryError
+from aicp.storage.db import plain_row
 from aicp.storage.schema import registry_audit
 
 GENESIS = "0" * 64
@@ -74,7 +75,7 @@ def check(conn: Connection) -> int:
     prev_hash = GENESIS
     count = 0
     rows = conn.execute(select(registry_audit).order_by(registry_audit.c.seq))
-    for row in map(dict, rows.mappings()):
+    for row in map(plain_row, rows):
         if row["prev_hash"] != prev_hash:
             raise AuditChainBroken(
                 f"audit record {row['seq']}: link to its predecessor broken", row["seq"]
@@ -94,7 +95,7 @@ def records(conn: Connection, model: str) -> list[dict[str, Any]]:
         .where(registry_audit.c.registered_model == model)
         .order_by(registry_audit.c.seq)
     )
-    return [{str(k): v for k, v in r.items()} for r in rows.mappings()]
+    return [plain_row(r) for r in rows]
 
 
 @dataclass(slots=True)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import rfc8785
 
+from aicp.errors import RegistryError, RegistryNotFound
 from aicp.pipeline import mlflow_env
-from aicp.pipeline.registry_errors import RegistryError, RegistryNotFound
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel

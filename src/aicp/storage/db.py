@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Row, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from aicp.config import StorageSettings
@@ -74,6 +74,12 @@ def redacted(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable database URL>"
+
+
+def plain_row(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
+    """A row as a dict with plain str keys: SQLAlchemy 2.1 names columns with
+    `quoted_name`, a str subclass that JSON encoders (orjson) refuse as a key."""
+    return {str(k): v for k, v in row._mapping.items()}
 
 
 class Database:
@@ -183,6 +189,7 @@ __all__ = [
     "async_url",
     "database_url",
     "default_url",
+    "plain_row",
     "redacted",
     "sqlite_pragmas",
     "sync_url",
