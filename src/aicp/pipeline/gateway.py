@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -79,34 +79,15 @@ class HttpLlm:
     def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> LlmReply:
         body = {**params, "model": model, "messages": messages, "stream": False}
         resp = self._post("/v1/chat/completions", body)
-        data = self._json(resp)
-        try:
-            content = data["choices"][0]["message"].get("content")
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise GatewayUnavailable(
-                "the answer has no choices[0].message", resp.status_code
-            ) from None
         receipt_id = resp.headers.get("x-aicp-receipt-id")
-        return LlmReply(
-            text=content if isinstance(content, str) else "",
-            receipt_id=receipt_id,
-            cost_usd=self.cost_of(receipt_id),
-            model=str(data.get("model") or model),
-            raw=data,
+        return chat_reply(
+            self._json(resp), resp.status_code, receipt_id, self.cost_of(receipt_id), model
         )
 
     def embed(self, model: str, inputs: list[str]) -> EmbedReply:
         resp = self._post("/v1/embeddings", {"model": model, "input": inputs})
-        data = self._json(resp)
-        try:
-            items = sorted(data["data"], key=lambda d: d.get("index", 0))
-            vectors = [[float(x) for x in item["embedding"]] for item in items]
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise GatewayUnavailable(
-                "the answer has no data[].embedding", resp.status_code
-            ) from None
         receipt_id = resp.headers.get("x-aicp-receipt-id")
-        return EmbedReply(vectors=vectors, receipt_id=receipt_id, cost_usd=self.cost_of(receipt_id))
+        return embed_reply(self._json(resp), resp.status_code, receipt_id, self.cost_of(receipt_id))
 
     def cost_of(self, receipt_id: str | None) -> float:
         """The cost (USD) a receipt records; 0 when it cannot be read in time.
@@ -164,16 +145,12 @@ class HttpLlm:
         return data
 
     def _error(self, resp: httpx.Response) -> GatewayError:
-        message, code = resp.text[:500] or resp.reason_phrase, None
         try:
-            err = resp.json()["error"]
-            message = str(err.get("message") or message)
-            code = err.get("code") or err.get("type")
-        except (ValueError, KeyError, TypeError, AttributeError):
-            pass
-        status = resp.status_code
-        kind = GatewayUnavailable if status in _RETRYABLE or status >= 500 else GatewayRejected
-        return kind(self._scrub(message), status, None if code is None else str(code))
+            data = resp.json()
+        except ValueError:
+            data = None
+        fallback = resp.text[:500] or resp.reason_phrase
+        return gateway_error(resp.status_code, data, fallback, scrub=self._scrub)
 
     def _scrub(self, text: str) -> str:
         """`text` without the API key, should a message ever quote it."""
@@ -192,3 +169,52 @@ class HttpLlm:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# --- what a gateway answer means, for any client of it (also pipeline/inprocess.py) ---------
+
+
+def chat_reply(
+    data: dict[str, Any], status: int, receipt_id: str | None, cost_usd: float, model: str
+) -> LlmReply:
+    """A chat completion's answer as a stage sees it."""
+    try:
+        content = data["choices"][0]["message"].get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise GatewayUnavailable("the answer has no choices[0].message", status) from None
+    return LlmReply(
+        text=content if isinstance(content, str) else "",
+        receipt_id=receipt_id,
+        cost_usd=cost_usd,
+        model=str(data.get("model") or model),
+        raw=data,
+    )
+
+
+def embed_reply(
+    data: dict[str, Any], status: int, receipt_id: str | None, cost_usd: float
+) -> EmbedReply:
+    """An embeddings answer's vectors, in input order."""
+    try:
+        items = sorted(data["data"], key=lambda d: d.get("index", 0))
+        vectors = [[float(x) for x in item["embedding"]] for item in items]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise GatewayUnavailable("the answer has no data[].embedding", status) from None
+    return EmbedReply(vectors=vectors, receipt_id=receipt_id, cost_usd=cost_usd)
+
+
+def gateway_error(
+    status: int,
+    data: Any,
+    fallback: str = "the gateway failed",
+    scrub: Callable[[str], str] = str,
+) -> GatewayError:
+    """An error answer (OpenAI's format) as the exception a stage raises: retryable
+    (`GatewayUnavailable`) for 408, 425, 429 and 5xx, final (`GatewayRejected`) else."""
+    error = data.get("error") if isinstance(data, dict) else None
+    message, code = fallback, None
+    if isinstance(error, dict):
+        message = str(error.get("message") or fallback)
+        code = error.get("code") or error.get("type")
+    kind = GatewayUnavailable if status in _RETRYABLE or status >= 500 else GatewayRejected
+    return kind(scrub(message), status, None if code is None else str(code))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from aicp.api.inprocess import Caller, Captured, committed_receipt, invoke
-from aicp.pipeline.gateway import GatewayRejected, GatewayUnavailable
+from aicp.pipeline.gateway import GatewayUnavailable, chat_reply, embed_reply, gateway_error
 from aicp.pipeline.model import EmbedReply, LlmReply
 from aicp.storage.schema import MICROS
 
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from aicp.state import AppState
 
 T = TypeVar("T")
-
-#: Answers worth asking again (the runner's retries apply); other 4xx are final.
-RETRYABLE = frozenset({408, 425, 429})
 
 
 class GatewayLlm:
@@ -49,26 +46,11 @@ class GatewayLlm:
     def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> LlmReply:
         body = {**params, "model": model, "messages": messages, "stream": False}
         got, data, cost = self._run(self._call("chat", body))
-        try:
-            content = data["choices"][0]["message"].get("content")
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise GatewayUnavailable("the answer has no choices[0].message", got.status) from None
-        return LlmReply(
-            text=content if isinstance(content, str) else "",
-            receipt_id=got.receipt_id,
-            cost_usd=cost,
-            model=str(data.get("model") or model),
-            raw=data,
-        )
+        return chat_reply(data, got.status, got.receipt_id, cost, model)
 
     def embed(self, model: str, inputs: list[str]) -> EmbedReply:
         got, data, cost = self._run(self._call("embeddings", {"model": model, "input": inputs}))
-        try:
-            items = sorted(data["data"], key=lambda d: d.get("index", 0))
-            vectors = [[float(x) for x in item["embedding"]] for item in items]
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise GatewayUnavailable("the answer has no data[].embedding", got.status) from None
-        return EmbedReply(vectors=vectors, receipt_id=got.receipt_id, cost_usd=cost)
+        return embed_reply(data, got.status, got.receipt_id, cost)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -87,18 +69,9 @@ class GatewayLlm:
         except orjson.JSONDecodeError:
             data = {}
         if got.status >= 400:
-            raise _error(got.status, data)
+            raise gateway_error(got.status, data)
         cost = 0.0
         if got.receipt_id is not None:
             receipt = await committed_receipt(self.state, got.receipt_id)
             cost = (receipt.get("cost_micros") or 0) / MICROS
         return got, data if isinstance(data, dict) else {}, cost
-
-
-def _error(status: int, data: Any) -> Exception:
-    error = data.get("error") if isinstance(data, dict) else None
-    message = str(error.get("message")) if isinstance(error, dict) else "the gateway failed"
-    code = error.get("code") if isinstance(error, dict) else None
-    if status in RETRYABLE or status >= 500:
-        return GatewayUnavailable(message, status, code)
-    return GatewayRejected(message, status, code)
