@@ -12,6 +12,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,9 @@ def stage(
     """A python stage; `inputs` values: Ref, or "@stage", "$param", or a constant."""
     refs = {arg: _ref(v) for arg, v in inputs.items()}
     deps = tuple(after) + tuple(r.name for r in refs.values() if r.kind == "stage")
-    options: dict[str, Any] = {}
     if isinstance(func, str):
-        return Stage(name, call=f"{STAGES}:{func}", inputs=refs, depends_on=deps, options=options)
-    return Stage(name, func=func, inputs=refs, depends_on=deps, options=options)
+        return Stage(name, call=f"{STAGES}:{func}", inputs=refs, depends_on=deps)
+    return Stage(name, func=func, inputs=refs, depends_on=deps)
 
 
 def _ref(value: Any) -> Ref:
@@ -104,12 +104,7 @@ def durable() -> Pipeline:
         stage("c", "append_line", workdir="$workdir", name="c", after=("b",)),
         workdir=WORKDIR,
     )
-    return Pipeline(
-        built.name,
-        built.stages,
-        params=built.params,
-        origin={"kind": "python", "ref": "tests.pipeline.runner_child:durable"},
-    )
+    return replace(built, origin={"kind": "python", "ref": "tests.pipeline.runner_child:durable"})
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:

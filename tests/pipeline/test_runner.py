@@ -113,6 +113,7 @@ def test_an_output_that_is_not_json_fails_the_stage_clearly(make: Make) -> None:
     run = finished(eng, eng.submit(pipeline("odd", stage("a", "echo", value={1, 2}))))
     # A set is JSON-able (as a list) by pydantic; an object is not.
     assert run.status == "succeeded"
+    assert sorted(run.stages["a"].output) == [1, 2]
     run = finished(eng, eng.submit(pipeline("odd", stage("a", lambda: object()))))
     assert run.status == "failed"
     assert "cannot be checkpointed as JSON" in (run.stages["a"].error or "")
@@ -130,6 +131,7 @@ def test_every_transition_is_persisted_and_handed_to_on_event(make: Make) -> Non
     eng = make(on_event=lambda type_, data: heard.append((type_, data)))
     run_id = eng.submit(two_stages())
     assert finished(eng, run_id).status == "succeeded"
+    eventually(lambda: len(heard) == 6)  # the last event follows the final status
     events = eng.events(run_id)
     kinds = [(e["type"], e["data"]["stage"]) for e in events]
     assert kinds == [
@@ -151,13 +153,18 @@ def test_every_transition_is_persisted_and_handed_to_on_event(make: Make) -> Non
 
 
 def test_a_failing_event_sink_never_fails_the_run(make: Make) -> None:
+    tried: list[str] = []
+
     def sink(type_: str, data: dict[str, Any]) -> None:
+        tried.append(type_)
         raise RuntimeError("the bus is down")
 
     eng = make(on_event=sink)
     run_id = eng.submit(two_stages())
     assert finished(eng, run_id).status == "succeeded"
+    eventually(lambda: len(tried) == 6)  # the last event follows the final status
     assert len(eng.events(run_id)) == 6
+    assert tried == [e["type"] for e in eng.events(run_id)]  # each event reached the sink
 
 
 # --- what a stage sees ----------------------------------------------------------------
@@ -260,9 +267,11 @@ def test_the_tracker_hears_the_run_begin_each_stage_and_the_end(make: Make) -> N
 
 
 def test_a_failing_tracker_never_fails_the_run(make: Make) -> None:
-    eng = make(tracker=RecordingTracker(fail=True))
+    tracker = RecordingTracker(fail=True)
+    eng = make(tracker=tracker)
     run = finished(eng, eng.submit(two_stages()))
     assert run.status == "succeeded" and run.mlflow_run_id is None
+    assert tracker.calls[0] == ("run_started", run.id)  # it was asked, and failed
 
 
 # --- the engine's life ----------------------------------------------------------------

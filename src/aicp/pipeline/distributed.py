@@ -21,8 +21,8 @@ from typing import Any
 from aicp.pipeline.builtins import stage_type
 from aicp.pipeline.model import EmbedReply, LlmReply, Stage, StageContext, StageFailed
 
-#: Resource hint -> the Ray task option it sets.
-RESOURCE_OPTIONS = {"num_cpus": "num_cpus", "num_gpus": "num_gpus", "memory": "memory"}
+#: Resource hints passed to the Ray task as the options of the same name.
+RESOURCE_OPTIONS = ("num_cpus", "num_gpus", "memory")
 
 
 class RemoteStageError(Exception):
@@ -34,11 +34,14 @@ class RemoteTimeout(Exception):
 
 
 class _NoRemoteLlm:
+    def _refuse(self) -> StageFailed:
+        return StageFailed("a distributed stage has no gateway: run llm calls in a local stage")
+
     def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> LlmReply:
-        raise StageFailed("a distributed stage has no gateway: run llm calls in a local stage")
+        raise self._refuse()
 
     def embed(self, model: str, inputs: list[str]) -> EmbedReply:
-        raise StageFailed("a distributed stage has no gateway: run llm calls in a local stage")
+        raise self._refuse()
 
 
 @dataclass
@@ -92,9 +95,7 @@ class RayRunner:
         self, stage: Stage, ctx: StageContext, inputs: dict[str, Any], timeout_s: float | None
     ) -> Any:
         ray, task = self._connect(stage)
-        options = {
-            opt: stage.resources[k] for k, opt in RESOURCE_OPTIONS.items() if k in stage.resources
-        }
+        options = {k: stage.resources[k] for k in RESOURCE_OPTIONS if k in stage.resources}
         remote_ctx = RemoteContext(ctx.run_id, stage, dict(ctx.params))
         ref = task.options(max_retries=0, **options).remote(stage.type, remote_ctx, inputs)
         try:

@@ -301,13 +301,13 @@ class PipelineEngine:
     def _row(self, run_id: str) -> dict[str, Any]:
         row = self.store.run_row(run_id)
         if row is None:
-            raise RequestError(f"no pipeline run {run_id!r}", status=404, code="not_found")
+            raise _not_found(run_id)
         return row
 
     def _run(self, run_id: str) -> PipelineRun:
         run = self.store.load_run(run_id)
         if run is None:
-            raise RequestError(f"no pipeline run {run_id!r}", status=404, code="not_found")
+            raise _not_found(run_id)
         return run
 
     def _undecidable(self, run_id: str, stage: str) -> RequestError:
@@ -338,6 +338,10 @@ class PipelineEngine:
                 fail_run(rt, row["id"], f"the durable engine ended the run ({status})")
             elif status is None and row["created_at"] < time.time() - NEVER_STARTED_S:
                 fail_run(rt, row["id"], "the run was never handed to the durable engine")
+
+
+def _not_found(run_id: str) -> RequestError:
+    return RequestError(f"no pipeline run {run_id!r}", status=404, code="not_found")
 
 
 def _conflict(run_id: str, status: str, wanted: str) -> RequestError:

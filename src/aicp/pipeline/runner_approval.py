@@ -94,12 +94,13 @@ def _settle(rt: Runtime, run: RunInfo, stage: Stage, row: dict[str, Any]) -> Out
     now = time.time()
     status = "succeeded" if failure is None else "failed"
     error = None if failure is None else str(failure)
+    kept = output if failure is None else None
     rt.store.update_stage(
         run.run_id,
         stage.name,
         when=("pending", "running"),
         status=status,
-        output=output if failure is None else None,
+        output=kept,
         error=error,
         report=output,
         finished_at=now,
@@ -115,9 +116,7 @@ def _settle(rt: Runtime, run: RunInfo, stage: Stage, row: dict[str, Any]) -> Out
         error=error,
         duration_s=now - started,
     )
-    rt.track_stage(run.run_id, _result(rt, run.run_id, stage.name))
-    return {"status": status, "output": output if failure is None else None, "error": error}
-
-
-def _result(rt: Runtime, run_id: str, stage: str) -> Any:
-    return rt.store.stage_results(run_id)[stage]
+    result = rt.store.stage_result(run.run_id, stage.name)
+    if result is not None:
+        rt.track_stage(run.run_id, result)
+    return {"status": status, "output": kept, "error": error}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from aicp.pipeline.model import FINAL_RUN, Pipeline, Stage
 from aicp.pipeline.runner_exec import RunInfo, Runtime, describe
@@ -59,7 +60,7 @@ def finish_run(
         rt.store.mark_stages(run.run_id, "skipped", when=("pending",))
         for name in abandoned:
             rt.store.update_stage(run.run_id, name, when=("running",), status="cancelled")
-    _end(rt, run, status, error)
+    _end(rt, run.run_id, run, status, error)
     return status
 
 
@@ -69,10 +70,7 @@ def fail_run(rt: Runtime, run_id: str, error: str) -> None:
     if row is None:
         return
     rt.store.mark_stages(run_id, "skipped", when=("pending",))
-    if rt.store.set_status(run_id, "failed", when=(*ACTIVE, "paused"), error=error, finished=True):
-        rt.events.emit("pipeline.run.failed", row, status="failed", error=error)
-        rt.track_run(rt.store.load_run(run_id))
-    rt.pipelines.pop(run_id, None)
+    _end(rt, run_id, row, "failed", error)
 
 
 def paused_by_dbos(rt: Runtime, run_id: str) -> None:
@@ -88,23 +86,24 @@ def run_error(stage: Stage, outcome: Outcome) -> str:
     return f"stage {stage.name!r} failed: {outcome['error']}"
 
 
-def _end(rt: Runtime, run: RunInfo, status: str, error: str | None) -> None:
-    moved = rt.store.set_status(
-        run.run_id, status, when=(*ACTIVE, "paused"), error=error, finished=True
-    )
-    if moved:
-        row = rt.store.run_row(run.run_id) or {}
+def _end(
+    rt: Runtime, run_id: str, who: RunInfo | Mapping[str, Any], status: str, error: str | None
+) -> None:
+    """The run's final status (unless it has one), its event and tracking; `who` names
+    the run in the event (a RunInfo or its pipeline_runs row)."""
+    if rt.store.set_status(run_id, status, when=(*ACTIVE, "paused"), error=error, finished=True):
+        row = rt.store.run_row(run_id) or {}
         started = row.get("started_at") or row.get("created_at") or time.time()
         kind = "completed" if status == "succeeded" else "failed"
         rt.events.emit(
             f"pipeline.run.{kind}",
-            run,
+            who,
             status=status,
             error=error,
             duration_s=time.time() - started,
         )
-        rt.track_run(rt.store.load_run(run.run_id))
-    rt.pipelines.pop(run.run_id, None)
+        rt.track_run(rt.store.load_run(run_id))
+    rt.pipelines.pop(run_id, None)
 
 
 def dependencies(stage: Stage) -> list[str]:

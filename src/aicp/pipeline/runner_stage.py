@@ -40,7 +40,10 @@ class AttemptTimeout(Exception):
 
 def finished_outcome(rt: Runtime, run_id: str, stage: str) -> Outcome | None:
     """The outcome recorded in the stage's row, if it finished before."""
-    row = rt.store.stage_row(run_id, stage)
+    return _recorded(rt.store.stage_row(run_id, stage))
+
+
+def _recorded(row: Mapping[str, Any] | None) -> Outcome | None:
     if row is None or row["status"] not in FINISHED:
         return None
     return {"status": row["status"], "output": row["output"], "error": row["error"]}
@@ -48,14 +51,15 @@ def finished_outcome(rt: Runtime, run_id: str, stage: str) -> Outcome | None:
 
 def execute_stage(rt: Runtime, run: RunInfo, stage: Stage, upstream: Mapping[str, Any]) -> Outcome:
     """Run `stage` to its end (or reuse its recorded end); never raises but `Interrupted`."""
-    done = finished_outcome(rt, run.run_id, stage.name)
+    row = rt.store.stage_row(run.run_id, stage.name)
+    done = _recorded(row)
     if done is not None:
         return done
-    return _Execution(rt, run, stage).run(upstream)
+    return _Execution(rt, run, stage, row or {}).run(upstream)
 
 
 class _Execution:
-    def __init__(self, rt: Runtime, run: RunInfo, stage: Stage) -> None:
+    def __init__(self, rt: Runtime, run: RunInfo, stage: Stage, row: Mapping[str, Any]) -> None:
         self.rt, self.run_info, self.stage = rt, run, stage
         self.ctx = RunContext(
             run.run_id,
@@ -64,7 +68,6 @@ class _Execution:
             lambda: rt.llm_of(run, stage.name),
             lambda: rt.services_of(run, stage.name),
         )
-        row = rt.store.stage_row(run.run_id, stage.name) or {}
         #: Attempts made before (by an execution that died): numbering goes on from them.
         self.before = int(row.get("attempts") or 0)
         self.attempt = self.before

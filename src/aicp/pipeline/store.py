@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 
 from aicp.pipeline.model import FINAL_RUN, PipelineRun, StageResult
-from aicp.storage.db import sqlite_pragmas, sync_url
+from aicp.storage.db import plain_row, sqlite_pragmas, sync_url
 from aicp.storage.schema import (
     MICROS,
     pipeline_approvals,
@@ -69,6 +69,25 @@ class PipelineStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    # Most methods are one statement (see the module docstring), run by one of these.
+
+    def _one(self, query: sa.Select[Any]) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else plain_row(row)
+
+    def _all(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [plain_row(r) for r in conn.execute(query)]
+
+    def _write(self, statement: sa.Executable) -> int:
+        """Run one write in its own transaction; how many rows it touched."""
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount
+
+    def _changed(self, statement: sa.Executable) -> bool:
+        return self._write(statement) == 1
+
     # --- runs -------------------------------------------------------------------------
 
     def create_run(
@@ -106,9 +125,7 @@ class PipelineStore:
                 conn.execute(pipeline_stages.insert(), stage_rows)
 
     def run_row(self, run_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(pipeline_runs.select().where(pipeline_runs.c.id == run_id)).first()
-        return None if row is None else _plain(row)
+        return self._one(pipeline_runs.select().where(pipeline_runs.c.id == run_id))
 
     def load_run(self, run_id: str) -> PipelineRun | None:
         row = self.run_row(run_id)
@@ -122,14 +139,10 @@ class PipelineStore:
             query = query.where(pipeline_runs.c.pipeline == pipeline)
         if status is not None:
             query = query.where(pipeline_runs.c.status == status)
-        with self.engine.connect() as conn:
-            rows = [_plain(r) for r in conn.execute(query)]
-        return [self._run(row, self.stage_results(row["id"])) for row in rows]
+        return [self._run(row, self.stage_results(row["id"])) for row in self._all(query)]
 
     def runs_in(self, statuses: Collection[str]) -> list[dict[str, Any]]:
-        query = pipeline_runs.select().where(pipeline_runs.c.status.in_(list(statuses)))
-        with self.engine.connect() as conn:
-            return [_plain(r) for r in conn.execute(query)]
+        return self._all(pipeline_runs.select().where(pipeline_runs.c.status.in_(list(statuses))))
 
     def set_status(
         self,
@@ -155,8 +168,7 @@ class PipelineStore:
             .where(pipeline_runs.c.id == run_id, pipeline_runs.c.status.in_(list(when)))
             .values(**values)
         )
-        with self.engine.begin() as conn:
-            return conn.execute(query).rowcount == 1
+        return self._changed(query)
 
     def set_mlflow_run_id(self, run_id: str, mlflow_run_id: str) -> None:
         query = (
@@ -164,17 +176,17 @@ class PipelineStore:
             .where(pipeline_runs.c.id == run_id, pipeline_runs.c.mlflow_run_id.is_(None))
             .values(mlflow_run_id=mlflow_run_id)
         )
-        with self.engine.begin() as conn:
-            conn.execute(query)
+        self._write(query)
 
     # --- stages -----------------------------------------------------------------------
 
     def stage_row(self, run_id: str, stage: str) -> dict[str, Any] | None:
         c = pipeline_stages.c
-        query = pipeline_stages.select().where(c.run_id == run_id, c.stage == stage)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else _plain(row)
+        return self._one(pipeline_stages.select().where(c.run_id == run_id, c.stage == stage))
+
+    def stage_result(self, run_id: str, stage: str) -> StageResult | None:
+        row = self.stage_row(run_id, stage)
+        return None if row is None else _stage_result(row)
 
     def stage_results(self, run_id: str) -> dict[str, StageResult]:
         c = pipeline_stages.c
@@ -183,9 +195,7 @@ class PipelineStore:
             .where(c.run_id == run_id)
             .order_by(c.started_at.asc().nulls_last(), c.stage)
         )
-        with self.engine.connect() as conn:
-            rows = [_plain(r) for r in conn.execute(query)]
-        return {row["stage"]: _stage_result(row) for row in rows}
+        return {row["stage"]: _stage_result(row) for row in self._all(query)}
 
     def update_stage(
         self, run_id: str, stage: str, *, when: Collection[str] | None = None, **values: Any
@@ -195,8 +205,7 @@ class PipelineStore:
         query = pipeline_stages.update().where(c.run_id == run_id, c.stage == stage)
         if when is not None:
             query = query.where(c.status.in_(list(when)))
-        with self.engine.begin() as conn:
-            return conn.execute(query.values(**values)).rowcount == 1
+        return self._changed(query.values(**values))
 
     def mark_stages(self, run_id: str, status: str, *, when: Collection[str]) -> None:
         c = pipeline_stages.c
@@ -205,8 +214,7 @@ class PipelineStore:
             .where(c.run_id == run_id, c.status.in_(list(when)))
             .values(status=status)
         )
-        with self.engine.begin() as conn:
-            conn.execute(query)
+        self._write(query)
 
     # --- events -----------------------------------------------------------------------
 
@@ -224,8 +232,7 @@ class PipelineStore:
             .order_by(c.seq)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            return [_plain(r) for r in conn.execute(query)]
+        return self._all(query)
 
     # --- approvals --------------------------------------------------------------------
 
@@ -247,15 +254,11 @@ class PipelineStore:
             )
             .on_conflict_do_nothing(index_elements=["run_id", "stage"])
         )
-        with self.engine.begin() as conn:
-            return conn.execute(query).rowcount == 1
+        return self._changed(query)
 
     def approval(self, run_id: str, stage: str) -> dict[str, Any] | None:
         c = pipeline_approvals.c
-        query = pipeline_approvals.select().where(c.run_id == run_id, c.stage == stage)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else _plain(row)
+        return self._one(pipeline_approvals.select().where(c.run_id == run_id, c.stage == stage))
 
     def decide_approval(
         self,
@@ -276,8 +279,7 @@ class PipelineStore:
         if before_deadline:
             query = query.where(sa.or_(c.deadline.is_(None), c.deadline > now), _run_open())
         values = {"status": status, "decided_at": now, "decided_by": by, "comment": comment}
-        with self.engine.begin() as conn:
-            return conn.execute(query.values(**values)).rowcount == 1
+        return self._changed(query.values(**values))
 
     def approvals(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """Pending approvals of runs still going (a finished run's are moot)."""
@@ -289,8 +291,7 @@ class PipelineStore:
         )
         if run_id is not None:
             query = query.where(c.run_id == run_id)
-        with self.engine.connect() as conn:
-            return [_plain(r) for r in conn.execute(query)]
+        return self._all(query)
 
     @staticmethod
     def _run(row: Mapping[str, Any], stages: dict[str, StageResult]) -> PipelineRun:
@@ -331,9 +332,3 @@ def _stage_result(row: Mapping[str, Any]) -> StageResult:
         metrics=dict(row["metrics"] or {}),
         report=row["report"],
     )
-
-
-def _plain(row: Any) -> dict[str, Any]:
-    """A row as a dict with plain str keys (a reserved column name such as `default`
-    comes back as SQLAlchemy's quoted_name, which JSON encoders refuse as a key)."""
-    return {str(k): v for k, v in row._mapping.items()}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aicp.pipeline.model import Stage, StageContext, StageFailed
-from aicp.pipeline.types import import_object
+from aicp.pipeline.types import CTX_ARG, import_object
 
 
 def function_of(stage: Stage) -> Callable[..., Any]:
@@ -32,7 +32,7 @@ def function_of(stage: Stage) -> Callable[..., Any]:
 
 def takes_ctx(func: Callable[..., Any]) -> bool:
     try:
-        return "ctx" in inspect.signature(func).parameters
+        return CTX_ARG in inspect.signature(func).parameters
     except (TypeError, ValueError):  # a builtin without a signature
         return False
 
