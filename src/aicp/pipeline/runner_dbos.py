@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aicp.pipeline.store import sqlite_file
+from aicp.storage.db import prepare_sqlite_file
 
 if TYPE_CHECKING:
     from aicp.pipeline.runner_exec import Runtime
@@ -51,7 +48,8 @@ def launch(
         raise
     _log_through_aicp()
     try:
-        _prepare_sqlite(system_database_url)
+        # DBOS leaves the journal mode alone: WAL up front, as for our own file.
+        prepare_sqlite_file(system_database_url)
         config: DBOSConfig = {
             "name": app_name,
             "system_database_url": system_database_url,
@@ -124,13 +122,3 @@ def _refuse_foreign_dbos() -> None:
         raise RuntimeError(
             "DBOS is already in use in this process by something else than a pipeline engine"
         )
-
-
-def _prepare_sqlite(url: str) -> None:
-    """Put DBOS's SQLite file in WAL mode up front (DBOS leaves the default journal)."""
-    path = sqlite_file(url)
-    if path is None:
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(path, timeout=30)) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")

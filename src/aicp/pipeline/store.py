@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from aicp.pipeline.model import FINAL_RUN, PipelineRun, StageResult
-from aicp.storage.db import plain_row, sqlite_pragmas, sync_url
+from aicp.storage.db import plain_row, prepare_sqlite_file, sqlite_pragmas, sync_url
 from aicp.storage.schema import (
     MICROS,
     pipeline_approvals,
@@ -36,25 +35,12 @@ from aicp.storage.schema import (
 ACTIVE = ("pending", "running", "waiting_approval")
 
 
-def sqlite_file(url: str) -> str | None:
-    """The file of a `sqlite:` URL (None for PostgreSQL or an in-memory database)."""
-    parsed = make_url(sync_url(url))
-    if not parsed.drivername.startswith("sqlite"):
-        return None
-    database = parsed.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return database
-
-
 def create_sync_engine(url: str) -> Engine:
     """An engine on `url`; SQLite files get WAL, a busy timeout and foreign keys."""
     url = sync_url(url)
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    path = sqlite_file(url)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    prepare_sqlite_file(url)
     engine = sa.create_engine(url, connect_args={"timeout": 30})
     # A longer busy timeout than the gateway's: stage writers queue behind each other.
     event.listen(engine, "connect", sqlite_pragmas(30_000))

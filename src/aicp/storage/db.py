@@ -88,7 +88,7 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
-            _prepare_sqlite_file(self.url)
+            prepare_sqlite_file(self.url)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         try:
@@ -112,12 +112,7 @@ class Database:
     @property
     def sqlite_path(self) -> str | None:
         """The SQLite file (None for PostgreSQL or an in-memory database)."""
-        if not self.is_sqlite:
-            return None
-        database = make_url(self.url).database
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        return database
+        return sqlite_file(self.url)
 
     @property
     def dialect(self) -> str:
@@ -139,7 +134,18 @@ class Database:
         await self.engine.dispose()
 
 
-def _prepare_sqlite_file(url: str) -> None:
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL, any driver (None for PostgreSQL or an in-memory database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def prepare_sqlite_file(url: str) -> None:
     """Create the file's directory and put the file in WAL mode, once, up front.
 
     WAL is a property of the file. Switching to it takes an exclusive lock that
@@ -147,8 +153,8 @@ def _prepare_sqlite_file(url: str) -> None:
     create the database at the same moment retry here, before any connection of
     the pool exists, rather than fail on their first query.
     """
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    database = sqlite_file(url)
+    if database is None:
         return
     Path(database).parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + 10
@@ -190,7 +196,9 @@ __all__ = [
     "database_url",
     "default_url",
     "plain_row",
+    "prepare_sqlite_file",
     "redacted",
+    "sqlite_file",
     "sqlite_pragmas",
     "sync_url",
 ]
