@@ -102,8 +102,6 @@ class WordLlamaEmbedder:
     64 and 128). A text without tokens embeds as zeros, which matches nothing.
     """
 
-    name = "wordllama"
-
     def __init__(self, *, dims: int = 256, files: tuple[Path, Path] | None = None) -> None:
         require("numpy", "safetensors", "tokenizers")
         import numpy as np
@@ -125,6 +123,12 @@ class WordLlamaEmbedder:
     @property
     def dims(self) -> int:
         return int(self._table.shape[1])
+
+    @property
+    def name(self) -> str:
+        """The weights and dims: vectors stored under this name are what this embedder
+        would compute (memory/memory_vectors.py reuses them)."""
+        return f"wordllama-l2-{self.dims}"
 
     def common_words(self) -> frozenset[str]:
         """Lower-case words the tokenizer holds whole: the rest are names or terms

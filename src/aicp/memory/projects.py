@@ -10,22 +10,28 @@ length normalisation) plus, with the `semantic` extra, how close their local
 embeddings are, times a recency weight that halves every
 `memory.half_life_days`; entries are few (thousands, not millions), so they are
 ranked in memory from a cache refreshed on every write and every few seconds.
+A refresh reads only the rows it has not seen; the embeddings of entry versions
+are kept in `memory_vectors` (memory/memory_vectors.py), so each is computed once
+whichever process sees it first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, func, insert, or_, select
 
 from aicp.errors import RequestError
 from aicp.guardrails.secrets import SecretsDetector
+from aicp.memory.memory_vectors import NamedEmbedder, attach_vectors, embedding_text, store_vectors
 from aicp.memory.settings import MemorySettings
 from aicp.storage.db import Database
 from aicp.storage.schema import memory_entries
@@ -36,6 +42,10 @@ _WORD = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 SIMILAR = 0.25
 #: Reloaded from the database when older than this (other processes' writes).
 REFRESH_S = 5.0
+#: How long a missing seq below the highest seen is looked for again (see `_Seen`).
+GAP_S = 60.0
+#: Only this many seqs below the highest seen can be missing for an uncommitted write.
+GAP_WINDOW = 1000
 _STOP = frozenset(
     [
         "a",
@@ -129,42 +139,90 @@ def _entry(row: Any) -> MemoryEntry:
     return e
 
 
+@dataclass(slots=True)
+class _Seen:
+    """Which `memory_entries` rows this store has read, so a refresh reads only the rest.
+
+    On PostgreSQL a seq is taken when a write starts and shows when it commits, so
+    a slow writer's row may appear below the highest seq already read. Missing seqs
+    just below the highest are therefore asked for again for `GAP_S` seconds (a
+    rolled-back write leaves its seq missing for good). SQLite writes one at a time,
+    so it has no such gaps.
+    """
+
+    top: int = 0
+    #: Missing seq -> when it was first found missing (monotonic).
+    gaps: dict[int, float] = field(default_factory=dict)
+
+    def unseen(self, now: float) -> ColumnElement[bool]:
+        """The rows to read: above the highest seen, or missing below it (not for long)."""
+        self.gaps = {s: t for s, t in self.gaps.items() if now - t < GAP_S}
+        newer = memory_entries.c.seq > self.top
+        return or_(newer, memory_entries.c.seq.in_(sorted(self.gaps))) if self.gaps else newer
+
+    def saw(self, seqs: Sequence[int], now: float) -> None:
+        """Record the seqs a refresh read; those it skipped over become gaps."""
+        got = set(seqs)
+        for seq in got:
+            self.gaps.pop(seq, None)
+        top = max(got, default=self.top)
+        if top > self.top:
+            for seq in range(max(self.top, top - GAP_WINDOW) + 1, top):
+                if seq not in got:
+                    self.gaps[seq] = now
+            self.top = top
+
+
 class MemoryStore:
-    def __init__(self, db: Database, settings: MemorySettings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: MemorySettings,
+        *,
+        embedder: NamedEmbedder | None = None,
+        refresh_s: float = REFRESH_S,
+    ) -> None:
+        """`embedder`: None loads the `semantic` extra's local one when it is installed
+        (else search is lexical only). `refresh_s`: how stale the cache may get."""
         self.db = db
         self.settings = settings
         self.secrets = SecretsDetector()
+        self.refresh_s = refresh_s
         #: The latest version of every entry, by id.
         self._latest: dict[str, MemoryEntry] = {}
+        self._seen = _Seen()
         self._loaded = -math.inf
+        # One refresh at a time: two would read the same rows and embed them twice.
+        self._refreshing = asyncio.Lock()
         #: The local embedder (None: not tried yet; False: not installed).
-        self._local: Any = None
+        self._local: NamedEmbedder | Literal[False] | None = embedder
 
     async def _refresh(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._loaded < REFRESH_S:
-            return
-        async with self.db.connect() as conn:
-            rows = (await conn.execute(select(memory_entries).order_by(memory_entries.c.seq))).all()
-        latest: dict[str, MemoryEntry] = {}
-        for r in rows:
-            latest[r.id] = _entry(r)
-        embedder = self._embedder()
-        if embedder is not None:
-            old = self._latest
-            for e in latest.values():
-                known = old.get(e.id)
-                if known is not None and known.version == e.version and known.vector is not None:
-                    e.vector = known.vector
-                else:
-                    e.vector = embedder.embed([f"{e.title}. {e.text}"])[0]
-        self._latest, self._loaded = latest, now
+        async with self._refreshing:
+            now = time.monotonic()
+            if not force and now - self._loaded < self.refresh_s:
+                return
+            async with self.db.connect() as conn:
+                query = select(memory_entries).where(self._seen.unseen(now))
+                rows = (await conn.execute(query.order_by(memory_entries.c.seq))).all()
+            changed: dict[str, MemoryEntry] = {}
+            for r in rows:
+                known = changed.get(r.id) or self._latest.get(r.id)
+                # A late commit may bring an older version than one already read.
+                if known is None or int(r.version) > known.version:
+                    changed[r.id] = _entry(r)
+            embedder = self._embedder()
+            if embedder is not None:
+                # Retired versions are never searched: no vector needed.
+                live = [e for e in changed.values() if not e.retired]
+                await attach_vectors(self.db, live, embedder)
+            self._seen.saw([int(r.seq) for r in rows], now)
+            self._latest.update(changed)
+            self._loaded = now
 
-    def _embedder(self) -> Any:
+    def _embedder(self) -> NamedEmbedder | None:
         """The local embedder when the `semantic` extra is installed, else None (lexical
         ranking only)."""
-        if self._local is False:
-            return None
         if self._local is None:
             try:
                 from aicp.memory.embed import WordLlamaEmbedder
@@ -172,8 +230,7 @@ class MemoryStore:
                 self._local = WordLlamaEmbedder()
             except Exception:
                 self._local = False
-                return None
-        return self._local
+        return None if self._local is False else self._local
 
     async def add(
         self,
@@ -199,6 +256,7 @@ class MemoryStore:
                 status=422,
                 code="secret_in_memory",
             )
+        embedder = self._embedder()
         async with self.db.begin() as conn:
             version = 1
             if entry_id is not None:
@@ -227,7 +285,10 @@ class MemoryStore:
                 "created_at": time.time(),
             }
             await conn.execute(insert(memory_entries).values(**row))
-        entry = _entry(SimpleNamespace(**row))
+            entry = _entry(SimpleNamespace(**row))
+            if embedder is not None and not retired:
+                entry.vector = embedder.embed([embedding_text(entry)])[0]
+                await store_vectors(conn, [entry], embedder)
         await self._refresh(force=True)
         return entry
 

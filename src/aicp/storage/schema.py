@@ -323,6 +323,21 @@ memory_entries = Table(
     Index("ix_memory_entries_project", "project_id", "created_at"),
 )
 
+#: The local embedding of each memory entry version, per embedder (its weights and dims),
+#: computed once by the first process that needs it and read by the rest (migration 0006).
+#: Derived data, so not append-only: vectors of an embedder no longer used may be dropped.
+memory_vectors = Table(
+    "memory_vectors",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("embedder", String(64), primary_key=True),
+    Column("dims", Integer, nullable=False),
+    #: `dims` little-endian float32s.
+    Column("vector", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 #: Route memory: each process's decayed outcome sums per (task class, route), merged
 #: by every process (memory/routes.py says how).
 route_memory = Table(
