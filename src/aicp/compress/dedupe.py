@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from aicp.compress.forms import RESULT, SYSTEM, read, replaced
 from aicp.compress.markdown import Span, blocks
+from aicp.compress.memo import Blocks, TextMemo, remembered
 from aicp.compress.work import Work
 from aicp.protocol.jsonutil import Json
 
@@ -50,14 +51,21 @@ def _calls(message: Json) -> bool:
     )
 
 
+def _blocks(text: str) -> Blocks:
+    spans, pieces = blocks(text)
+    hashes = list(map(hash, pieces))
+    return spans, hashes, frozenset(hashes)
+
+
 class _Slot:
+    """A newer text with its blocks, to cut older texts against (never changed)."""
+
     __slots__ = ("hashes", "known", "spans", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, memo: TextMemo | None) -> None:
         self.text = text
-        self.spans, pieces = blocks(text)
-        self.hashes = list(map(hash, pieces))
-        self.known = set(self.hashes)
+        table = memo.blocks if memo is not None else None
+        self.spans, self.hashes, self.known = remembered(table, text, _blocks)
 
 
 @dataclass(slots=True)
@@ -74,11 +82,16 @@ class Deduper:
     seen: set[str] = field(default_factory=set)
     #: Newer texts without blocks yet, and their paragraphs: they get blocks when an
     #: older text shares enough paragraphs with them to be worth cutting.
-    bare: list[tuple[str, set[str]]] = field(default_factory=list)
+    bare: list[tuple[str, frozenset[str]]] = field(default_factory=list)
     #: The newer texts with blocks, and the hashes of all their paragraphs (set
     #: operations, not a dict of lists: a pasted file has many paragraphs, few copies).
     slots: list[_Slot] = field(default_factory=list)
     later: set[int] = field(default_factory=set)
+    #: The app's memo of per-text results (None: nothing kept between requests).
+    memo: TextMemo | None = None
+
+    def __post_init__(self) -> None:
+        self.memo = self.work.counting.texts
 
     def changes(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -126,14 +139,15 @@ class Deduper:
 
     def _cut(self, text: str) -> str:
         """`text` with its blocks found in newer texts replaced by the marker."""
-        keys = _keys(text)
+        memo = self.memo
+        keys = remembered(memo.paragraphs if memo is not None else None, text, _keys)
         shared = keys & self.seen
         self.seen |= keys
         if not shared or sum(map(len, shared)) < self.min_chars // 2:
             self.bare.append((text, keys))
             return text
         self._give_slots(shared)
-        slot = _Slot(text)
+        slot = _Slot(text, self.memo)
         cuts = list(_cuts(slot, self.later, self.slots, self.min_chars))
         self._add(slot)
         if not cuts:
@@ -141,14 +155,14 @@ class Deduper:
         self.removed += len(cuts)
         return _rebuilt(text, cuts)
 
-    def _give_slots(self, shared: set[str]) -> None:
+    def _give_slots(self, shared: frozenset[str]) -> None:
         """Blocks for the newer texts holding `shared` paragraphs, to cut against."""
         bare = []
         for text, keys in self.bare:
             if keys.isdisjoint(shared):
                 bare.append((text, keys))
             else:
-                self._add(_Slot(text))
+                self._add(_Slot(text, self.memo))
         self.bare = bare
 
     def _add(self, slot: _Slot) -> None:
@@ -156,7 +170,7 @@ class Deduper:
         self.later |= slot.known
 
 
-def _keys(text: str) -> set[str]:
+def _keys(text: str) -> frozenset[str]:
     """The text's paragraphs, stripped, with fence lines split off (so a fenced block
     pasted right after a different line of text still matches).
 
@@ -168,7 +182,7 @@ def _keys(text: str) -> set[str]:
             text = text.replace(mark, f"\n\n{mark}\n\n")
     keys = set(map(str.strip, text.split("\n\n")))
     keys.discard("")
-    return keys
+    return frozenset(keys)
 
 
 def _cuts(slot: _Slot, later: set[int], slots: list[_Slot], min_chars: int) -> Iterator[Span]:

@@ -33,6 +33,8 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from aicp.compress.memo import TextMemo
+
 O200K = "o200k_base"
 CL100K = "cl100k_base"
 
@@ -141,6 +143,7 @@ class Counting:
         "encoding",
         "exact",
         "label",
+        "texts",
         "tokenizer",
     )
 
@@ -150,8 +153,11 @@ class Counting:
         count: Callable[[str], int] | None,
         memo: dict[tuple[int, int], int],
         limit: int,
+        texts: TextMemo | None = None,
     ) -> None:
         self.encoding = encoding
+        #: The app's memo of the steps' other per-text results (None: this request only).
+        self.texts = texts
         self._count = count
         self._factor = encoding.factor
         self._memo = memo
@@ -244,11 +250,13 @@ class TokenCounter:
     """Token counts for any model, remembering up to `cache_size` texts' counts.
 
     Make one for the app's lifetime (in its lifespan) and pass it to `compress`;
-    `cache_size=0` remembers texts for one request only.
+    `cache_size=0` remembers texts for one request only. It also holds the app's
+    `TextMemo` (what the steps work out from a text besides its tokens).
     """
 
     def __init__(self, *, cache_size: int = 65_536) -> None:
         self._cache_size = cache_size
+        self.texts = TextMemo() if cache_size else None
         self._memos: dict[str, dict[tuple[int, int], int]] = {}
         self._natives: dict[str, Callable[[str], int] | None] = {}
         self._encodings: dict[str, Encoding] = {}
@@ -263,7 +271,7 @@ class TokenCounter:
         if name not in self._natives:
             self._natives[name] = _native_counter(name)
         memo = self._memos.setdefault(encoding.label, {}) if self._cache_size else {}
-        return Counting(encoding, self._natives[name], memo, self._cache_size)
+        return Counting(encoding, self._natives[name], memo, self._cache_size, self.texts)
 
     def count(self, text: str, model: str) -> int:
         """Tokens of one text for `model` (see the module docstring for which are exact)."""

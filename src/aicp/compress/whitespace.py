@@ -15,6 +15,7 @@ import re
 
 from aicp.compress.forms import RESULT, read, replaced
 from aicp.compress.markdown import fences
+from aicp.compress.memo import remembered
 from aicp.compress.work import Work
 
 _SPLIT = re.compile(r"(\n(?:[ \t]*\n)+)")
@@ -30,19 +31,21 @@ def normalise_message(work: Work, i: int) -> bool:
     """Normalise message `i` of the work; whether it changed."""
     message = work.messages[i]
     content = message.get("content")
+    memo = work.counting.texts
+    table = memo.normalised if memo is not None else None
     if type(content) is str:  # most messages: one text, whose path is known
         if work.kinds[i] == RESULT:
             return False
-        fixed = normalise(content)
-        if fixed is content:
+        fixed = remembered(table, content, _changed)
+        if fixed is None:
             return False
         work.set_message(i, {**message, "content": fixed})
         return True
     new = message
     for path in work.form.text_paths(message, results=False):
         text = read(new, path)
-        fixed = normalise(text)
-        if fixed is not text:
+        fixed = remembered(table, text, _changed)
+        if fixed is not None:
             new = replaced(new, path, fixed)
     if new is message:
         return False
@@ -60,6 +63,12 @@ def normalise_top(work: Work) -> int:
             work.set_top(path, fixed)
             changed += 1
     return changed
+
+
+def _changed(text: str) -> str | None:
+    """`normalise`, or None when it leaves the text as it is."""
+    fixed = normalise(text)
+    return None if fixed is text else fixed
 
 
 def normalise(text: str) -> str:

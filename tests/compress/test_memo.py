@@ -1,0 +1,114 @@
+"""The app's memo of per-text results: a warm request compresses exactly as a cold one."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+from aicp.compress import TokenCounter, compress_sync
+from aicp.compress.eval.conversations import REPEATED, Case, cases
+from aicp.compress.memo import MIN_CHARS, TextMemo, remembered
+from aicp.compress.pipeline import CountingMode
+from aicp.protocol.jsonutil import Json
+
+T = TypeVar("T")
+STEPS = ["whitespace", "dedupe", "trim"]
+
+
+def _run(
+    case: Case, budget: int | None, counting: CountingMode, counter: TokenCounter | None, body: Json
+) -> tuple[Json, int, list[tuple[str, dict[str, int]]]]:
+    out = compress_sync(
+        body,
+        case.protocol,
+        case.model,
+        steps=STEPS,
+        budget_tokens=budget,
+        counter=counter,
+        counting=counting,
+    )
+    return out.body, out.tokens_after, [(s.name, s.changes) for s in out.steps_applied]
+
+
+@pytest.mark.parametrize("counting", ["exact", "auto"])
+@pytest.mark.parametrize("share", [None, 0.5])
+def test_a_counter_that_saw_the_history_gives_the_same_body_and_counts(
+    counting: CountingMode, share: float | None
+) -> None:
+    app = TokenCounter()
+    for case in cases():
+        full = compress_sync(case.body, case.protocol, case.model, steps=[]).tokens_before
+        budget = None if share is None else max(1, int(full * share))
+        cold = _run(case, budget, counting, None, case.body)
+        assert _run(case, budget, counting, app, case.body) == cold  # first time through
+        # The next turns resend the same texts as new objects (parsed JSON again).
+        for _ in range(2):
+            assert _run(case, budget, counting, app, copy.deepcopy(case.body)) == cold
+
+
+def test_texts_left_as_they_are_stay_the_same_objects_when_remembered() -> None:
+    text = "A paragraph of ordinary prose that needs no change at all. " * 10
+    body = {"messages": [{"role": "user", "content": text}]}
+    app = TokenCounter()
+    for _ in range(2):
+        out = compress_sync(body, "openai", "gpt-4o", steps=STEPS, counter=app)
+        assert out.body["messages"][0]["content"] is text
+        assert not out.changed
+
+
+def test_the_memo_forgets_the_least_recently_used_texts_past_its_size() -> None:
+    memo = TextMemo(max_chars=3 * MIN_CHARS)
+    calls: list[str] = []
+
+    def upper(text: str) -> str:
+        calls.append(text)
+        return text.upper()
+
+    a, b, c, d = (ch * MIN_CHARS for ch in "abcd")
+    for text in (a, b, c):
+        assert remembered(memo.normalised, text, upper) == text.upper()
+    remembered(memo.normalised, a, upper)  # a is now the most recent
+    remembered(memo.normalised, d, upper)  # b goes
+    calls.clear()
+    for text in (a, c, d):
+        remembered(memo.normalised, text, upper)
+    assert calls == []
+    remembered(memo.normalised, b, upper)
+    assert calls == [b]
+
+
+def test_short_texts_and_a_counter_without_a_cache_keep_nothing() -> None:
+    memo = TextMemo()
+    remembered(memo.normalised, "short", str.upper)
+    assert remembered(None, "x" * MIN_CHARS, str.upper) == "X" * MIN_CHARS
+    assert memo.normalised.get("y" * MIN_CHARS, str.upper) == "Y" * MIN_CHARS
+    assert TokenCounter(cache_size=0).texts is None
+
+
+def test_a_resent_history_is_not_normalised_or_split_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aicp.compress import dedupe, markdown, whitespace
+
+    case = next(c for c in cases() if c.kind == REPEATED and c.protocol == "openai")
+    app = TokenCounter()
+    compress_sync(case.body, case.protocol, case.model, steps=STEPS, counter=app)
+    seen: list[int] = []
+
+    def spy(real: Callable[[str], T]) -> Callable[[str], T]:
+        def call(text: str) -> T:
+            seen.append(len(text))
+            return real(text)
+
+        return call
+
+    monkeypatch.setattr(whitespace, "normalise", spy(whitespace.normalise))
+    monkeypatch.setattr(dedupe, "blocks", spy(markdown.blocks))
+    out = compress_sync(
+        copy.deepcopy(case.body), case.protocol, case.model, steps=STEPS, counter=app
+    )
+    assert any(s.name == "dedupe" for s in out.steps_applied)
+    assert [n for n in seen if n >= MIN_CHARS] == []
