@@ -192,3 +192,37 @@ def test_the_registry_cli(
     assert "rollback" in run("history", "assistant")
     with httpx.Client(base_url=one.url) as anon:
         assert anon.get("/v1/registry/models").status_code == 401
+
+
+def test_a_promotion_that_changes_only_parameters_does_not_serve_the_old_answers(
+    upstream: FakeUpstream, data_dir: str
+) -> None:
+    cached = openai_settings(
+        upstream,
+        server={"master_key": MASTER},
+        models=PRICED,
+        storage={"data_dir": data_dir},
+        cache={"exact": {"enabled": True}, "semantic": {"enabled": True}},
+    )
+    ask = {"model": "assistant", "messages": [{"role": "user", "content": "Name one colour."}]}
+    with GatewayServer(cached) as gw, admin_client(gw.url, MASTER) as admin:
+        for params in ({"temperature": 0.1}, {"temperature": 0.9}):
+            made = admin.post(
+                "/v1/registry/models/assistant/versions",
+                json={"target": "up/fake-model", "params": params},
+            )
+            assert made.status_code == 201, made.text
+        admin.post("/v1/registry/models/assistant/promote", json={"version": "1"})
+        before = len(upstream.requests)
+        for _ in range(2):
+            assert admin.post("/v1/chat/completions", json=ask).status_code == 200
+        assert len(upstream.requests) == before + 1  # the second from the cache
+        admin.post("/v1/registry/models/assistant/promote", json={"version": "2"})
+        assert admin.post("/v1/chat/completions", json=ask).status_code == 200
+        # Same target, other parameters: neither cache answers for version 2.
+        assert len(upstream.requests) == before + 2
+        assert upstream.requests[-1].body["temperature"] == 0.9
+        hit = admin.post("/v1/chat/completions", json=ask)
+        assert len(upstream.requests) == before + 2  # and version 2's answer is cached
+        receipt = admin.get(f"/v1/receipts/{hit.headers['x-aicp-receipt-id']}").json()["receipt"]
+        assert receipt["labels"]["registry"] == "assistant@2"

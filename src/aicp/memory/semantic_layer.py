@@ -11,6 +11,7 @@ embeddings deployment when its request may leave: not offline, and not
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aicp.memory.cache import CacheEntry
@@ -61,10 +62,15 @@ class SemanticLayer:
         )
         return cls(cache, is_local, settings)
 
-    def request(self, ex: Exchange) -> SemanticRequest | None:
+    def request(
+        self, ex: Exchange, body: Mapping[str, Any] | None = None
+    ) -> SemanticRequest | None:
+        """The request's semantic side, of `body` when given (the body as it will be sent)."""
         if not self.local and not ex.may_leave:
             return None
-        return semantic_request(ex.protocol, ex.operation, ex.model, ex.body)
+        return semantic_request(
+            ex.protocol, ex.operation, ex.model, ex.body if body is None else body
+        )
 
     async def vector(self, req: SemanticRequest) -> Any:
         return (await self.cache.embed([req.text]))[0]

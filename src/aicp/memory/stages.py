@@ -12,6 +12,7 @@ placeholders that are only this caller's.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -113,14 +114,15 @@ class RecallStage:
         read, write = cache_modes(ex.headers)
         write = write and ex.mode != "simulate"
         kind = "exact+semantic" if exact_on and semantic_on else "exact" if exact_on else "semantic"
+        body = self._as_sent(ex)
         if exact_on:
-            ex.cache_key = exact_key(ex.protocol, ex.operation, ex.model, ex.body)
+            ex.cache_key = exact_key(ex.protocol, ex.operation, ex.model, body)
             ex.cache_write = write
             if read and await self._try(ex, store, store.candidates(ex.cache_key), None):
                 return
         evidence = None
         if semantic_on and layer is not None:
-            req = layer.request(ex)
+            req = layer.request(ex, body)
             if req is not None:
                 vector = await layer.vector(req)
                 ex.semantic = (req, vector)
@@ -139,6 +141,16 @@ class RecallStage:
         if evidence is not None:
             record["semantic"] = evidence.as_dict()
         ex.trace.append(("recall", record))
+
+    def _as_sent(self, ex: Exchange) -> Mapping[str, Any]:
+        """The body with what routing adds to it: an alias the model registry drives
+        sends its version's parameters where the client set none (`plane.stages.bound`),
+        so two versions of one target that differ only in parameters share no entries."""
+        route = ex.route
+        binding = route.binding if route is not None else self.router.bindings.get(ex.model)
+        if binding is None or not binding.params:
+            return ex.body
+        return {**binding.params, **ex.body}
 
     async def _try(
         self,
