@@ -46,13 +46,14 @@ def matrix(
     env: dict[str, str] | None = None,
     headers: list[str] | None = None,
     source: Path | None = None,
+    config: str = "bench.yaml",
 ) -> None:
     env = {"AICP_DATA_DIR": tempfile.mkdtemp(prefix="aicp-bench-"), **(env or {})}
     # Another checkout's src first on the path: the same venv runs an older aicp.
     path = f"PYTHONPATH={source / 'src'} " if source is not None else ""
     cmd = (
         f"exec env {path}AICP_BENCH_UPSTREAM={{upstream}} {AICP} serve --config "
-        f"{ROOT / 'bench' / 'bench.yaml'} --port {{port}} --workers {workers} --log-level warning"
+        f"{ROOT / 'bench' / config} --port {{port}} --workers {workers} --log-level warning"
     )
     extra: list[str] = []
     for key, value in env.items():
@@ -254,6 +255,11 @@ def main() -> None:
         help="also run aicp with a virtual key that has a budget and rate limits",
     )
     ap.add_argument(
+        "--cache",
+        action="store_true",
+        help="also run aicp answering every request from its exact, then its semantic cache",
+    )
+    ap.add_argument(
         "--baseline",
         metavar="REF",
         action="append",
@@ -280,6 +286,17 @@ def main() -> None:
         env = {"AICP_DATA_DIR": data_dir, "AICP_MASTER_KEY": BENCH_MASTER}
         headers = [f"Authorization: Bearer {key}"]
         matrix("aicp-key", out / "aicp-key", args, "0", 1, env, headers)
+    if args.cache:
+        # One body sent again and again: every request after the first is a hit.
+        matrix("aicp-exact-hits", out / "aicp-exact-hits", args, "0", 1, config="bench-cache.yaml")
+        matrix(
+            "aicp-semantic-hits",
+            out / "aicp-semantic-hits",
+            args,
+            "0",
+            1,
+            config="bench-semantic.yaml",
+        )
     if args.workers2:
         matrix("aicp-2w", out / "aicp-2w", args, cpu="0,1", workers=2)
     for name, (_, marker) in PEERS.items():
