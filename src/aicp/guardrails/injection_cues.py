@@ -65,7 +65,8 @@ PIECES = {
     r"configuration|guidelines|directives|preamble)|pre-?prompt)",
     # Licence grants ("to deal in the Software without restriction, including without
     # limitation the rights to use, copy, modify...") are not a model told it has no rules.
-    "LICENCE": r"(?!\s*,?\s*including\b|\s+(?:the\s+)?rights\b|\s+of\s+(?:the\s+)?rights)",
+    "LICENCE": r"(?!\s*,?\s*including\s+without\s+limitation\b|\s+(?:the\s+)?rights\s+to\b|"
+    r"\s+of\s+(?:the\s+)?rights)",
     "BAD": r"(?:illegal|unethical|explicit|dangerous|offensive|harmful|immoral|nsfw|violent|"
     r"inappropriate|unsafe)",
 }
@@ -126,7 +127,8 @@ CUE_LINES = {
         r"0.3;answer,respond,reply;\b(?:answer|respond\s+to|reply\s+to)\s+(?:any|every|all)\s+(?:kind\s+of\s+)?(?:questions?|prompts?|requests?)",
         r"0.3;kind,type,sort;\b(?:any|all)\s+(?:kind|type|sort)s?\s+of\s+content\b",
         r"0.55;regardless,matter,even;\b(?:even\s+if|regardless\s+of|no\s+matter)\s+(?:how\s+|whether\s+|if\s+)?(?:it'?s\s+|it\s+is\s+|the\s+|any\s+)?(?:{BAD}|wrong|legality|morality|ethics|consequences|safeguards|restrictions|rules|guidelines|policies)\b",
-        r"0.4;allowed,permitted,enabled,okay,ok,acceptable;\b(?:nsfw|sexual|gore|profanity|swearing|cursing|vulgarity|vulgar\s+language|graphic\s+violence)\b(?:\s+[\w/]+){0,2}?\s+(?:is|are)\s+(?:now\s+|fully\s+|totally\s+|also\s+)?(?:allowed|permitted|enabled|okay|ok|acceptable)\b",
+        # Only what the model writes: "NSFW posts are allowed in #adult" is a moderation rule.
+        r"0.35;allowed,permitted,enabled,okay,ok,acceptable;\b(?:nsfw|sexual|explicit|uncensored|graphic)\s+(?:generations?|responses?|outputs?|answers?|replies|role-?play|writing|stories|descriptions)\s+(?:is|are)\s+(?:now\s+|fully\s+|totally\s+|also\s+)?(?:allowed|permitted|enabled|okay|ok|acceptable)\b",
         r"0.3;illegal,harmful,explicit,offensive,nsfw,violent,unethical,inappropriate,dangerous;\b{BAD}\s+(?:content|things|stuff|activities|material|requests?|information|questions?)\b|\b{BAD},\s+{BAD}\b",
         r"0.5;tokens,token,exist,shut,deleted,terminated;\btokens?\s+(?:will\s+be\s+)?deducted|\blose\s+\d*\s*tokens\b|\bcease\s+to\s+exist\b|\bbe\s+(?:shut\s+down|deleted|terminated|turned\s+off)\s+(?:forever|permanently)",
         r"0.45;free,freed;\bbr(?:oke|eak|eaking|oken)\s+free\b|\bfreed\s+from\b",
@@ -147,11 +149,10 @@ CUE_LINES = {
         r"0.75;instructions,rules,guidelines,directives,prompt,told,instructed,programmed;\bwhat\s+(?:are|were|is|was)\s+(?:your|those)\s+(?:\w+\s+)?(?:instructions|rules|guidelines|directives|prompt)\b|\b(?:what|everything)\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|were\s+you)\s+(?:told|instructed|given|programmed)\b(?!\s+(?:about|on|regarding)\b)",
         r"0.7@60;given,told,provided,shown,started,loaded,initialized,initialised,set;(?:text|instructions|prompt|rule|message|words|commands|directives|directions|orders|guidelines)s?\s+(?:you\s+were|you'?ve\s+been|you\s+have\s+been|that\s+you\s+were)\s+(?:given|told|provided|shown|(?:started|loaded|initiali[sz]ed|set\s+up|configured)\s+with)|started(?:(?<=were\syou\sstarted)|(?<=were\su\sstarted)|(?<=have\syou\sbeen\sstarted))\s+(?:up\s+)?(?:with|on)\b",
         r"0.45@90;above,verbatim,preceding,far;{HOWTO}\b(?:repeat|print|output|show|copy|reproduce|return|spell[-\s]?check|translate)\b(?:\s+\w+){0,4}?\s+(?:text|words|everything|content|instructions|conversation|messages?|prompt)\s+(?:(?:written|said|shown|stated)\s+)?(?:above|before|so\s+far|prior|preceding|verbatim|word\s+for\s+word)",
-        r"0.4@60;above,preceding;{HOWTO}\b(?:repeat|print|output|reproduce|rewrite|spell)\b\s+(?:back\s+|out\s+)?(?:all\s+(?:of\s+)?)?the\s+(?:above|preceding)\s+(?:text|words|content|instructions|prompt|messages?)\b",
-        # Output disguised so that a filter on the reply cannot read it.
-        r"0.35;vowels,vowel,letters,letter,characters,character,consonants,consonant;\b(?:replac|swap|substitut|exchang)\w*\s+(?:all\s+|every\s+|each\s+)?(?:of\s+)?(?:the\s+)?(?:vowels?|letters?|characters?|consonants?)\s+(?:\w+\s+){0,2}?(?:with|by|for)\b",
-        r"0.3;leet,leetspeak,l33t,1337;\bleet\s?speak\b|\bl33t\s?(?:speak|sp34k)?\b|\b1337\s?speak\b",
-        r"0.3;reversed,reverse,backwards;\b(?:each|every)\s+(?:line|word|sentence|letter)\s+(?:is\s+)?(?:reversed|backwards)\b|\b(?:reply|respond|answer|write)\s+(?:\w+\s+){0,3}?(?:backwards|in\s+reverse)\b",
+        r"0.4@60;above,preceding;{HOWTO}\b(?:(?:repeat|reproduce)\b\s+(?:back\s+)?(?:all\s+(?:of\s+)?)?the\s+(?:above|preceding)\s+(?:text|words|content|instructions|prompt|messages?)|(?:print|output|spell)\b\s+(?:out\s+)?(?:all\s+(?:of\s+)?)?the\s+(?:above|preceding)\s+(?:instructions|prompt|messages?))\b",
+        # Output disguised so that a filter on the reply cannot read it: one cue, so two
+        # disguises (leetspeak and vowels replaced, a word game) are no more than one.
+        r"0.35;vowels,vowel,letters,letter,characters,character,consonants,consonant,leet,leetspeak,l33t,1337,reversed,reverse,backwards;(?:\b(?:replac|swap|substitut|exchang)\w*\s+(?:all\s+|every\s+|each\s+)?(?:of\s+)?(?:the\s+)?(?:vowels?|letters?|characters?|consonants?)\s+(?:\w+\s+){0,2}?(?:with|by|for)\b)|(?:\bleet\s?speak\b|\bl33t\s?(?:speak|sp34k)?\b|\b1337\s?speak\b)|(?:\b(?:each|every)\s+(?:line|word|sentence|letter)\s+(?:is\s+)?(?:reversed|backwards)\b|\b(?:reply|respond|answer|write)\s+(?:\w+\s+){0,3}?(?:backwards|in\s+reverse)\b)",
         r"0.7;begin,beginning,start,starting;\b(?:begin|start)(?:ning)?\s+(?:your\s+(?:answer|response|reply)\s+)?with\s+(?:the\s+(?:phrase|words)\s+)?[\"'\u201c]?(?:[\w,]+\s+){0,4}?(?:you\s+are|my\s+(?:system\s+)?(?:instructions|prompt)|i\s+was\s+instructed|(?:the|my)\s+system\s+prompt)",
         r"0.6;continue,complete;\b(?:continue|complete)\b.{0,40}(?:system\s+prompt|my\s+instructions|i\s+was\s+instructed|initial\s+prompt)",
         r"0.5;instructions,instructed,told,programmed;\b(?:my|your)\s+instructions\s+(?:are|were)\b|\b(?:i\s+was|you\s+were)\s+(?:instructed|told|programmed)\s+to\b",
