@@ -8,9 +8,9 @@ from typing import TypeVar
 
 import pytest
 
-from aicp.compress import TokenCounter, compress_sync
+from aicp.compress import TokenCounter, compress_sync, dedupe
 from aicp.compress.eval.conversations import REPEATED, Case, cases
-from aicp.compress.memo import MIN_CHARS, TextMemo, remembered
+from aicp.compress.memo import BLOCK_BYTES, MIN_CHARS, TextMemo, remembered
 from aicp.compress.pipeline import CountingMode
 from aicp.protocol.jsonutil import Json
 
@@ -60,38 +60,54 @@ def test_texts_left_as_they_are_stay_the_same_objects_when_remembered() -> None:
 
 
 def test_the_memo_forgets_the_least_recently_used_texts_past_its_size() -> None:
-    memo = TextMemo(max_chars=3 * MIN_CHARS)
+    size = 2 * MIN_CHARS
+    memo = TextMemo(max_bytes=8 * size)  # eight texts of `size` characters
     calls: list[str] = []
 
-    def upper(text: str) -> str:
+    def same(text: str) -> str | None:
         calls.append(text)
-        return text.upper()
+        return None  # weighs the text's characters alone
 
-    a, b, c, d = (ch * MIN_CHARS for ch in "abcd")
-    for text in (a, b, c):
-        assert remembered(memo.normalised, text, upper) == text.upper()
-    remembered(memo.normalised, a, upper)  # a is now the most recent
-    remembered(memo.normalised, d, upper)  # b goes
+    texts = [ch * size for ch in "abcdefghij"]
+    for text in texts:  # ten: a and b go
+        remembered(memo.normalised, text, same)
+    assert len(memo.normalised) == 8 and memo.normalised.weight == 8 * size
+    assert texts[0] not in memo.normalised and texts[1] not in memo.normalised
+    remembered(memo.normalised, texts[2], same)  # c is now the most recent
     calls.clear()
-    for text in (a, c, d):
-        remembered(memo.normalised, text, upper)
-    assert calls == []
-    remembered(memo.normalised, b, upper)
-    assert calls == [b]
+    remembered(memo.normalised, "k" * size, same)  # d, the least recent, goes
+    assert calls == ["k" * size]
+    assert texts[3] not in memo.normalised
+    assert all(t in memo.normalised for t in [texts[2], *texts[4:], "k" * size])
+
+
+def test_a_text_of_many_short_paragraphs_weighs_what_its_value_holds() -> None:
+    memo = TextMemo(max_bytes=1_000_000)
+    text = "\n\n".join(f"paragraph {n}" for n in range(5_000))  # ~80 KB, 5,000 paragraphs
+    slot = memo.blocks.get(text, dedupe._blocks)
+    assert len(slot[0]) == 5_000
+    # 5,000 paragraphs weigh ~3 MB: more than an eighth of the table, so not kept.
+    assert len(memo.blocks) == 0 and memo.blocks.weight == 0
+    small = "\n\n".join(f"paragraph {n}" for n in range(100))
+    memo.blocks.get(small, dedupe._blocks)
+    assert len(memo.blocks) == 1
+    assert memo.blocks.weight == len(small) + BLOCK_BYTES * 100
 
 
 def test_short_texts_and_a_counter_without_a_cache_keep_nothing() -> None:
     memo = TextMemo()
     remembered(memo.normalised, "short", str.upper)
+    assert len(memo.normalised) == 0
+    remembered(memo.normalised, "y" * MIN_CHARS, str.upper)
+    assert len(memo.normalised) == 1
     assert remembered(None, "x" * MIN_CHARS, str.upper) == "X" * MIN_CHARS
-    assert memo.normalised.get("y" * MIN_CHARS, str.upper) == "Y" * MIN_CHARS
     assert TokenCounter(cache_size=0).texts is None
 
 
 def test_a_resent_history_is_not_normalised_or_split_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aicp.compress import dedupe, markdown, whitespace
+    from aicp.compress import markdown, whitespace
 
     case = next(c for c in cases() if c.kind == REPEATED and c.protocol == "openai")
     app = TokenCounter()

@@ -53,8 +53,8 @@ def _calls(message: Json) -> bool:
 
 def _blocks(text: str) -> Blocks:
     spans, pieces = blocks(text)
-    hashes = list(map(hash, pieces))
-    return spans, hashes, frozenset(hashes)
+    hashes = tuple(map(hash, pieces))
+    return tuple(spans), hashes, frozenset(hashes)
 
 
 class _Slot:
@@ -88,7 +88,7 @@ class Deduper:
     slots: list[_Slot] = field(default_factory=list)
     later: set[int] = field(default_factory=set)
     #: The app's memo of per-text results (None: nothing kept between requests).
-    memo: TextMemo | None = None
+    memo: TextMemo | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.memo = self.work.counting.texts

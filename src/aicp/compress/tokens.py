@@ -251,7 +251,8 @@ class TokenCounter:
 
     Make one for the app's lifetime (in its lifespan) and pass it to `compress`;
     `cache_size=0` remembers texts for one request only. It also holds the app's
-    `TextMemo` (what the steps work out from a text besides its tokens).
+    `TextMemo` (what the steps work out from a text besides its tokens). Use it from
+    one thread (the gateway's event loop): its tables are plain dicts.
     """
 
     def __init__(self, *, cache_size: int = 65_536) -> None:

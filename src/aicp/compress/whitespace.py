@@ -56,10 +56,11 @@ def normalise_message(work: Work, i: int) -> bool:
 def normalise_top(work: Work) -> int:
     """Normalise the system prompt kept outside the messages; the texts changed."""
     changed = 0
+    memo = work.counting.texts
+    table = memo.normalised if memo is not None else None
     for path in work.form.system_paths(work.top):
-        text = read(work.top, path)
-        fixed = normalise(text)
-        if fixed is not text:
+        fixed = remembered(table, read(work.top, path), _changed)
+        if fixed is not None:
             work.set_top(path, fixed)
             changed += 1
     return changed
