@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -16,7 +17,7 @@ from sqlalchemy import insert, select, text  # noqa: E402 (after the skips)
 
 from aicp.memory.embed import WordLlamaEmbedder  # noqa: E402
 from aicp.memory.memory_vectors import store_vectors  # noqa: E402
-from aicp.memory.projects import MemoryEntry, MemoryStore  # noqa: E402
+from aicp.memory.projects import GAP_S, GAP_WINDOW, MemoryEntry, MemoryStore, _Seen  # noqa: E402
 from aicp.memory.settings import MemorySettings  # noqa: E402
 from aicp.storage.db import Database  # noqa: E402
 from aicp.storage.migrate import upgrade  # noqa: E402
@@ -120,9 +121,10 @@ async def test_add_stores_the_vector_of_the_version_it_wrote(
     assert (row.id, row.version, row.embedder, row.dims) == (
         entry.id,
         1,
-        "wordllama-l2-256",
+        wordllama.name,
         256,
     )
+    assert wordllama.name.startswith("wordllama-l2-256-")  # and the weights' fingerprint
     expected = wordllama.embed(["Lunch. The team lunch is on Fridays at noon."])[0]
     assert np.array_equal(vector(row.vector), expected)
     # Embedded once, when written: the refresh after the write read it back.
@@ -276,3 +278,33 @@ async def test_a_row_that_commits_after_a_later_one_is_still_read(
     finally:
         await db.aclose()
         await other.aclose()
+
+
+def test_other_weights_get_another_embedder_name(
+    wordllama: WordLlamaEmbedder, tmp_path: Path
+) -> None:
+    from aicp.memory.embed import wordllama_files
+
+    weights, tokenizer = wordllama_files()
+    copy = tmp_path / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    copy.write_bytes(bytes(data))
+    assert WordLlamaEmbedder(files=(copy, tokenizer)).name == wordllama.name
+    header = int.from_bytes(data[:8], "little")  # safetensors: header length, header, data
+    data[8 + header + 64] ^= 1  # one weight's bit: still a valid file, other weights
+    copy.write_bytes(bytes(data))
+    assert WordLlamaEmbedder(files=(copy, tokenizer)).name != wordllama.name
+
+
+def test_seqs_skipped_over_are_asked_for_again_until_they_expire() -> None:
+    seen = _Seen()
+    seen.saw([1, 2, 5], now=0.0)  # 3 and 4 not yet committed
+    assert seen.top == 5 and sorted(seen.gaps) == [3, 4]
+    assert " IN " in str(seen.unseen(1.0)).upper()  # above 5, or 3 or 4
+    seen.saw([4, 6], now=2.0)  # 4 committed late, 6 new
+    assert sorted(seen.gaps) == [3]
+    seen.unseen(GAP_S + 1.0)  # 3 rolled back for good: no longer asked for
+    assert seen.gaps == {}
+    seen.saw([6 + GAP_WINDOW + 10], now=70.0)  # only the window below the top is tracked
+    assert len(seen.gaps) == GAP_WINDOW - 1
+    assert min(seen.gaps) == 6 + 10 + 1

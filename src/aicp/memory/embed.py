@@ -14,6 +14,7 @@ not with this module: without the `semantic` extra the gateway still starts.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -95,6 +96,14 @@ def normalise_rows(rows: Matrix) -> Matrix:
     return rows
 
 
+def _fingerprint(path: Path) -> str:
+    """The weights file's size and the SHA-256 of its first megabyte: other weights (a
+    new wordllama release, `files=`) never reuse vectors computed with these."""
+    with path.open("rb") as f:
+        head = hashlib.sha256(f.read(1 << 20)).hexdigest()[:12]
+    return f"{path.stat().st_size:x}-{head}"
+
+
 class WordLlamaEmbedder:
     """The mean of the text's token vectors from wordllama's `l2_supercat` weights.
 
@@ -119,6 +128,7 @@ class WordLlamaEmbedder:
         self._tokenizer: Tokenizer = Tokenizer.from_file(str(tokenizer))
         self._tokenizer.no_padding()
         self._tokenizer.no_truncation()
+        self._weights_id = _fingerprint(weights)
 
     @property
     def dims(self) -> int:
@@ -128,7 +138,7 @@ class WordLlamaEmbedder:
     def name(self) -> str:
         """The weights and dims: vectors stored under this name are what this embedder
         would compute (memory/memory_vectors.py reuses them)."""
-        return f"wordllama-l2-{self.dims}"
+        return f"wordllama-l2-{self.dims}-{self._weights_id}"
 
     def common_words(self) -> frozenset[str]:
         """Lower-case words the tokenizer holds whole: the rest are names or terms

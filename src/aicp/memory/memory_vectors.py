@@ -52,8 +52,9 @@ class NamedEmbedder(Protocol):
     def embed(self, texts: list[str]) -> Matrix: ...
 
 
-def embedding_text(entry: MemoryEntry) -> str:
-    return f"{entry.title}. {entry.text}"
+def embedding_text(title: str, text: str) -> str:
+    """What an entry's vector embeds: its title and text."""
+    return f"{title}. {text}"
 
 
 async def attach_vectors(
@@ -71,7 +72,7 @@ async def attach_vectors(
             missing.append(e)
     if not missing:
         return
-    rows = embedder.embed([embedding_text(e) for e in missing])
+    rows = embedder.embed([embedding_text(e.title, e.text) for e in missing])
     for e, row in zip(missing, rows, strict=True):
         e.vector = row
     try:

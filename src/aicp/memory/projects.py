@@ -257,6 +257,10 @@ class MemoryStore:
                 code="secret_in_memory",
             )
         embedder = self._embedder()
+        # Embedded before the write: the transaction (SQLite's write lock) stays short.
+        vector = None
+        if embedder is not None and not retired:
+            vector = embedder.embed([embedding_text(title, text)])[0]
         async with self.db.begin() as conn:
             version = 1
             if entry_id is not None:
@@ -286,8 +290,8 @@ class MemoryStore:
             }
             await conn.execute(insert(memory_entries).values(**row))
             entry = _entry(SimpleNamespace(**row))
-            if embedder is not None and not retired:
-                entry.vector = embedder.embed([embedding_text(entry)])[0]
+            if embedder is not None and vector is not None:
+                entry.vector = vector
                 await store_vectors(conn, [entry], embedder)
         await self._refresh(force=True)
         return entry
