@@ -120,11 +120,16 @@ def _fence_lines(text: str) -> list[Span]:
 
 def _paragraphs(text: str, start: int, end: int, spans: list[Span], pieces: list[str]) -> None:
     at = start
+    add_span, add_piece = spans.append, pieces.append
     for piece in text[start:end].split("\n\n"):
         size = len(piece)
         body = piece.strip("\r\n")
-        if body and not body.isspace():
+        if body is piece:  # most paragraphs: nothing to strip (str.strip returns itself)
+            if size and not piece.isspace():
+                add_span((at, at + size))
+                add_piece(piece)
+        elif body and not body.isspace():
             a = at + size - len(piece.lstrip("\r\n"))
-            spans.append((a, a + len(body)))
-            pieces.append(body)
+            add_span((a, a + len(body)))
+            add_piece(body)
         at += size + 2
