@@ -13,6 +13,7 @@ All traffic stays on 127.0.0.1 and every cell is bounded in time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,8 @@ PEERS = {
 
 AICP = ROOT / ".venv" / "bin" / "aicp"
 BENCH_MASTER = "sk-bench-master-loopback-only"
+#: The question of the load generator's chat preset (../shared/bench/load.py).
+PROBE_QUESTION = "Say hello in one short sentence."
 
 
 def matrix(
@@ -93,31 +97,21 @@ def matrix(
     )
 
 
-def identity_key(data_dir: str) -> str:
-    """A virtual key with a budget and rate limits, made through the admin API.
-
-    The identity run measures what authentication, budget reservation and
-    rate limiting add: every request carries this key, so all three run.
-    """
-    env = {
-        **os.environ,
-        "AICP_DATA_DIR": data_dir,
-        "AICP_MASTER_KEY": BENCH_MASTER,
-        "AICP_BENCH_UPSTREAM": "1",
-    }
-    port = "14077"
+@contextlib.contextmanager
+def gateway(config: str, port: str, env: dict[str, str]) -> Iterator[str]:
+    """`aicp serve` on `config` and a loopback port, until ready; its base URL."""
     proc = subprocess.Popen(
         [
             str(AICP),
             "serve",
             "--config",
-            str(ROOT / "bench" / "bench.yaml"),
+            str(ROOT / "bench" / config),
             "--port",
             port,
             "--log-level",
             "warning",
         ],
-        env=env,
+        env={**os.environ, **env},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -127,27 +121,75 @@ def identity_key(data_dir: str) -> str:
                 break
             except OSError:
                 time.sleep(0.1)
-        body = json.dumps(
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def post(url: str, body: Mapping[str, object], key: str = BENCH_MASTER) -> dict[str, object]:
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        answer: dict[str, object] = json.loads(resp.read())
+        return answer
+
+
+def identity_key(data_dir: str) -> str:
+    """A virtual key with a budget and rate limits, made through the admin API.
+
+    The identity run measures what authentication, budget reservation and
+    rate limiting add: every request carries this key, so all three run.
+    """
+    env = {"AICP_DATA_DIR": data_dir, "AICP_MASTER_KEY": BENCH_MASTER, "AICP_BENCH_UPSTREAM": "1"}
+    with gateway("bench.yaml", "14077", env) as base:
+        made = post(
+            base + "/admin/keys",
             {
                 "name": "bench",
                 "rpm": 100_000_000,
                 "tpm": 2_000_000_000,
                 "budget_usd": 1_000_000,
                 "budget_period": "monthly",
-            }
-        ).encode()
-        req = urllib.request.Request(
-            base + "/admin/keys",
-            data=body,
-            method="POST",
-            headers={"authorization": f"Bearer {BENCH_MASTER}", "content-type": "application/json"},
+            },
         )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            key: str = json.loads(resp.read())["key"]
-        return key
+        return str(made["key"])
+
+
+def cache_probe(config: str) -> None:
+    """Three times the load generator's request through a gateway on `config`: the last
+    two must be cache hits, or the cache cells would measure misses."""
+    upstream = subprocess.Popen(
+        [sys.executable, str(HARNESS / "fake_upstream.py"), "--port", "14078"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = {
+        "AICP_DATA_DIR": tempfile.mkdtemp(prefix="aicp-bench-probe-"),
+        "AICP_MASTER_KEY": BENCH_MASTER,
+        "AICP_BENCH_UPSTREAM": "14078",
+    }
+    ask = {"model": "fake-model", "messages": [{"role": "user", "content": PROBE_QUESTION}]}
+    try:
+        time.sleep(0.5)
+        with gateway(config, "14079", env) as base:
+            for _ in range(3):
+                post(base + "/v1/chat/completions", ask)
+            req = urllib.request.Request(
+                base + "/admin/cache/stats", headers={"authorization": f"Bearer {BENCH_MASTER}"}
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                hits = int(json.loads(resp.read())["hits"])
     finally:
-        proc.terminate()
-        proc.wait(10)
+        upstream.terminate()
+        upstream.wait(10)
+    if hits != 2:
+        sys.exit(f"{config}: {hits} of 3 identical requests were cache hits, not 2")
+    print(f"{config}: 2 of 3 identical requests answered from the cache")
 
 
 def peer(name: str, out: Path, args: argparse.Namespace) -> None:
@@ -288,6 +330,8 @@ def main() -> None:
         matrix("aicp-key", out / "aicp-key", args, "0", 1, env, headers)
     if args.cache:
         # One body sent again and again: every request after the first is a hit.
+        cache_probe("bench-cache.yaml")
+        cache_probe("bench-semantic.yaml")
         matrix("aicp-exact-hits", out / "aicp-exact-hits", args, "0", 1, config="bench-cache.yaml")
         matrix(
             "aicp-semantic-hits",
