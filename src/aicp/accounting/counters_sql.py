@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import case, select, update
 
 from aicp.accounting.counters import Hold, Outcome
-from aicp.storage.db import Database
+from aicp.storage.db import Database, upsert_insert
 from aicp.storage.schema import budget_counters as bc
 
 
@@ -27,11 +27,7 @@ class SqlCounters:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        if db.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-        self._insert = insert
+        self._insert = upsert_insert(db.dialect)
 
     async def prime(self, hold: Hold, spent: int) -> None:
         stmt = self._insert(bc).values(

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from aicp.storage.db import Database
+from aicp.storage.db import Database, upsert_insert
 from aicp.storage.schema import memory_vectors
 
 if TYPE_CHECKING:
@@ -35,9 +33,6 @@ log = logging.getLogger("aicp.memory")
 DTYPE = "<f4"
 #: Entry ids per query (well under SQLite's and asyncpg's limits on bound parameters).
 CHUNK = 500
-
-#: Dialect -> its INSERT, which has `on_conflict_do_nothing`.
-_INSERTS: dict[str, Callable[..., Any]] = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 
 
 class NamedEmbedder(Protocol):
@@ -128,7 +123,7 @@ async def store_vectors(
         }
         for e in entries
     ]
-    query = _INSERTS[conn.dialect.name](memory_vectors).on_conflict_do_nothing(
+    query = upsert_insert(conn.dialect.name)(memory_vectors).on_conflict_do_nothing(
         index_elements=["id", "version", "embedder"]
     )
     await conn.execute(query, rows)

@@ -17,12 +17,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from aicp.pipeline.model import FINAL_RUN, PipelineRun, StageResult
-from aicp.storage.db import plain_row, prepare_sqlite_file, sqlite_pragmas, sync_url
+from aicp.storage.db import plain_row, prepare_sqlite_file, sqlite_pragmas, sync_url, upsert_insert
 from aicp.storage.schema import (
     MICROS,
     pipeline_approvals,
@@ -50,7 +48,7 @@ def create_sync_engine(url: str) -> Engine:
 class PipelineStore:
     def __init__(self, database_url: str) -> None:
         self.engine = create_sync_engine(database_url)
-        self._insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        self._insert = upsert_insert(self.engine.dialect.name)
 
     def close(self) -> None:
         self.engine.dispose()

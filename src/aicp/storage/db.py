@@ -76,6 +76,18 @@ def redacted(url: str) -> str:
         return "<unparseable database URL>"
 
 
+def upsert_insert(dialect: str) -> Callable[..., Any]:
+    """The dialect's INSERT, which has `on_conflict_do_nothing` and `on_conflict_do_update`
+    (SQLite's and PostgreSQL's share their signatures)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def plain_row(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
     """A row as a dict with plain str keys: SQLAlchemy 2.1 names columns with
     `quoted_name`, a str subclass that JSON encoders (orjson) refuse as a key."""
