@@ -100,8 +100,10 @@ def test_short_texts_and_a_counter_without_a_cache_keep_nothing() -> None:
     assert len(memo.normalised) == 0
     remembered(memo.normalised, "y" * MIN_CHARS, str.upper)
     assert len(memo.normalised) == 1
-    assert remembered(None, "x" * MIN_CHARS, str.upper) == "X" * MIN_CHARS
-    assert TokenCounter(cache_size=0).texts is None
+    # A counter without a cache keeps nothing between requests.
+    cold = TokenCounter(cache_size=0).texts
+    assert remembered(cold.normalised, "x" * MIN_CHARS, str.upper) == "X" * MIN_CHARS
+    assert len(cold.normalised) == 0
 
 
 def test_a_resent_history_is_not_normalised_or_split_again(

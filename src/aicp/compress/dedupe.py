@@ -62,10 +62,9 @@ class _Slot:
 
     __slots__ = ("hashes", "known", "spans", "text")
 
-    def __init__(self, text: str, memo: TextMemo | None) -> None:
+    def __init__(self, text: str, memo: TextMemo) -> None:
         self.text = text
-        table = memo.blocks if memo is not None else None
-        self.spans, self.hashes, self.known = remembered(table, text, _blocks)
+        self.spans, self.hashes, self.known = remembered(memo.blocks, text, _blocks)
 
 
 @dataclass(slots=True)
@@ -87,11 +86,6 @@ class Deduper:
     #: operations, not a dict of lists: a pasted file has many paragraphs, few copies).
     slots: list[_Slot] = field(default_factory=list)
     later: set[int] = field(default_factory=set)
-    #: The app's memo of per-text results (None: nothing kept between requests).
-    memo: TextMemo | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        self.memo = self.work.counting.texts
 
     def changes(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -139,15 +133,14 @@ class Deduper:
 
     def _cut(self, text: str) -> str:
         """`text` with its blocks found in newer texts replaced by the marker."""
-        memo = self.memo
-        keys = remembered(memo.paragraphs if memo is not None else None, text, _keys)
+        keys = remembered(self.work.counting.texts.paragraphs, text, _keys)
         shared = keys & self.seen
         self.seen |= keys
         if not shared or sum(map(len, shared)) < self.min_chars // 2:
             self.bare.append((text, keys))
             return text
         self._give_slots(shared)
-        slot = _Slot(text, self.memo)
+        slot = _Slot(text, self.work.counting.texts)
         cuts = list(_cuts(slot, self.later, self.slots, self.min_chars))
         self._add(slot)
         if not cuts:
@@ -162,7 +155,7 @@ class Deduper:
             if keys.isdisjoint(shared):
                 bare.append((text, keys))
             else:
-                self._add(_Slot(text, self.memo))
+                self._add(_Slot(text, self.work.counting.texts))
         self.bare = bare
 
     def _add(self, slot: _Slot) -> None:

@@ -101,8 +101,8 @@ class TextMemo:
         self.blocks: _Table[Blocks] = _Table(max_bytes, _blocks_weight)
 
 
-def remembered(table: _Table[T] | None, text: str, make: Callable[[str], T]) -> T:
-    """`make(text)`, from `table` when there is one and the text is long enough."""
-    if table is None or len(text) < MIN_CHARS:
+def remembered(table: _Table[T], text: str, make: Callable[[str], T]) -> T:
+    """`make(text)`, from `table` when the text is long enough to be kept."""
+    if len(text) < MIN_CHARS:
         return make(text)
     return table.get(text, make)

@@ -156,8 +156,9 @@ class Counting:
         texts: TextMemo | None = None,
     ) -> None:
         self.encoding = encoding
-        #: The app's memo of the steps' other per-text results (None: this request only).
-        self.texts = texts
+        #: The app's memo of the steps' other per-text results (by default one that keeps
+        #: nothing: this request only).
+        self.texts = texts if texts is not None else TextMemo(max_bytes=0)
         self._count = count
         self._factor = encoding.factor
         self._memo = memo
@@ -257,7 +258,8 @@ class TokenCounter:
 
     def __init__(self, *, cache_size: int = 65_536) -> None:
         self._cache_size = cache_size
-        self.texts = TextMemo() if cache_size else None
+        # Without a cache, a memo that keeps nothing (no entry fits its size).
+        self.texts = TextMemo() if cache_size else TextMemo(max_bytes=0)
         self._memos: dict[str, dict[tuple[int, int], int]] = {}
         self._natives: dict[str, Callable[[str], int] | None] = {}
         self._encodings: dict[str, Encoding] = {}

@@ -31,8 +31,7 @@ def normalise_message(work: Work, i: int) -> bool:
     """Normalise message `i` of the work; whether it changed."""
     message = work.messages[i]
     content = message.get("content")
-    memo = work.counting.texts
-    table = memo.normalised if memo is not None else None
+    table = work.counting.texts.normalised
     if type(content) is str:  # most messages: one text, whose path is known
         if work.kinds[i] == RESULT:
             return False
@@ -56,8 +55,7 @@ def normalise_message(work: Work, i: int) -> bool:
 def normalise_top(work: Work) -> int:
     """Normalise the system prompt kept outside the messages; the texts changed."""
     changed = 0
-    memo = work.counting.texts
-    table = memo.normalised if memo is not None else None
+    table = work.counting.texts.normalised
     for path in work.form.system_paths(work.top):
         fixed = remembered(table, read(work.top, path), _changed)
         if fixed is not None:
