@@ -148,9 +148,8 @@ class RecallStage:
         so two versions of one target that differ only in parameters share no entries."""
         route = ex.route
         binding = route.binding if route is not None else self.router.bindings.get(ex.model)
-        if binding is None or not binding.params:
-            return ex.body
-        return {**binding.params, **ex.body}
+        added = binding.defaults_for(ex.body) if binding is not None else None
+        return {**ex.body, **added} if added else ex.body
 
     async def _try(
         self,

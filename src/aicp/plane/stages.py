@@ -132,8 +132,5 @@ class RouteStage:
 def bound(ex: Exchange, binding: Binding) -> None:
     """A registry-bound alias: the version's parameters where the client set none, and
     the version in the receipt (`labels.registry`)."""
-    body = ex.body
-    for key, value in binding.params.items():
-        if key not in body:
-            body[key] = value
+    ex.body.update(binding.defaults_for(ex.body))
     ex.labels["registry"] = f"{binding.registered_model}@{binding.version}"

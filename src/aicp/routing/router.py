@@ -72,6 +72,10 @@ class Binding:
     #: Request parameters the version serves with; the client's own values win.
     params: Mapping[str, object] = field(default_factory=dict)
 
+    def defaults_for(self, body: Mapping[str, object]) -> dict[str, object]:
+        """The version's parameters the client's body does not set (what it adds)."""
+        return {k: v for k, v in self.params.items() if k not in body}
+
 
 Order = Callable[[Sequence[Deployment], random.Random], list[Deployment]]
 
