@@ -17,9 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import cedarpy
-
-from aicp.policy.ask import policy_set
+from aicp.policy.ask import CedarSet, policy_set
 from aicp.policy.encode import carry_context
 from aicp.policy.files import Policy
 from aicp.policy.prune import Copies, Pruner
@@ -33,33 +31,36 @@ _ROUTE_SCOPE = {"op": "==", "entity": {"type": "Aicp::Action", "id": "route"}}
 class Compiled:
     """Cedar handles for one set of policies, by action."""
 
-    by_action: Mapping[str, cedarpy.PolicySet]
+    by_action: Mapping[str, CedarSet]
     carried: bool  # the request context rides on the principal (see encode.carry_context)
     #: Ids of the `prefer` permits merged into the `route` set; None: ask `prefer` apart.
     prefer_in_route: frozenset[str] | None = None
     #: Leaves out of the `route` set what a request's principal and context rule out.
     route_pruner: Pruner | None = None  # None: no `route` set
 
-    def get(self, action: str) -> cedarpy.PolicySet | None:
+    def get(self, action: str) -> CedarSet | None:
         """None when no policy can apply to `action` (so nothing is permitted)."""
         return self.by_action.get(action)
 
 
 def compile_policies(policies: Sequence[Policy], carried: bool, copies: Copies) -> Compiled:
     """The Cedar sets; the `route` set's pruner keeps its slot sets in `copies`."""
-    by_action = {}
-    for action in ACTIONS:
-        chosen = [p for p in policies if p.applies_to(action)]
-        if chosen:
-            by_action[action] = policy_set(_ests(chosen, carried))
     route = [p for p in policies if p.applies_to("route")]
     prefer = [p for p in policies if p.applies_to("prefer")]
     merged = None
     if route and prefer and all(_mergeable(p) for p in prefer):
         route += [replace(p, est={**p.est, "action": _ROUTE_SCOPE}) for p in prefer]
-        by_action["route"] = policy_set(_ests(route, carried))
         merged = frozenset(p.id for p in prefer)
-    pruner = Pruner(_ests(route, carried), by_action["route"], copies) if route else None
+    by_action = {}
+    pruner = None
+    if route:  # built once, with the `prefer` permits merged in when they can be
+        ests = _ests(route, carried)
+        by_action["route"] = policy_set(ests)
+        pruner = Pruner(ests, by_action["route"], copies)
+    for action in ACTIONS[1:]:
+        chosen = [p for p in policies if p.applies_to(action)]
+        if chosen:
+            by_action[action] = policy_set(_ests(chosen, carried))
     return Compiled(by_action, carried, merged, pruner)
 
 

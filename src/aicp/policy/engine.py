@@ -69,6 +69,7 @@ class PolicyEngine:
         self._decisions.clear()
         self._outcomes.clear()
         self._tools.clear()
+        self._base_ids.clear()
 
     def decide(
         self, principal: PrincipalFacts, routes: Sequence[RouteFacts], request: RequestFacts

@@ -32,10 +32,19 @@ from typing import Any, Protocol
 
 from aicp.policy.ask import FAILED_POLICY, Answer, CedarSet, Entities, ask, policy_set
 from aicp.policy.cache import Lru
-from aicp.policy.slots import BATCH, MAX_SLOTS, ROUTE_FREE_TYPES, SlotSet, read, slot_set, slottable
+from aicp.policy.reads import scope_is_blind
+from aicp.policy.slots import (
+    ALL,
+    BATCH,
+    MAX_SLOTS,
+    ROUTE_FREE_TYPES,
+    SlotSet,
+    read,
+    slot_set,
+    slottable,
+)
 
 Json = dict[str, Any]
-_ALL: Json = {"op": "All"}
 _INPUTS_CACHE = 1024  # principal + context combinations whose guard outcomes are kept
 _SETS_CACHE = 64  # patterns of guard outcomes whose Cedar sets are kept
 #: Slot sets kept per policy set, bypasses included (by pattern and route count):
@@ -193,19 +202,19 @@ def _split(est: Mapping[str, Any]) -> _Split | None:
     n = 0
     while n < len(parts) and _route_free(parts[n]):
         n += 1
-    principal, resource = est.get("principal", _ALL), est.get("resource", _ALL)
-    typed = resource.get("op") == "All" or (resource.get("op") == "is" and "in" not in resource)
+    principal, resource = est.get("principal", ALL), est.get("resource", ALL)
+    typed = scope_is_blind(resource)
     whole = n == len(parts) and typed
     if not (whole or n or principal.get("op") != "All"):
         return None
     guard = {
         "effect": "permit",
         "principal": principal,
-        "action": est.get("action", _ALL),
-        "resource": resource if typed else _ALL,
+        "action": est.get("action", ALL),
+        "resource": resource if typed else ALL,
         "conditions": _when(parts[:n]),
     }
-    rest = {**est, "principal": _ALL, "conditions": _when(parts[n:])}
+    rest = {**est, "principal": ALL, "conditions": _when(parts[n:])}
     return _Split(guard, whole, rest)
 
 

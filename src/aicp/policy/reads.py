@@ -69,7 +69,7 @@ def reads_of(policies: Iterable[Mapping[str, object]]) -> Reads:
     for policy in policies:
         for var in ("principal", "resource"):
             scope = policy.get(var)
-            if isinstance(scope, Mapping) and not _scope_is_blind(scope):
+            if isinstance(scope, Mapping) and not scope_is_blind(scope):
                 whole.add(var)
         _walk(policy.get("conditions"), attrs, whole)
     key = KEY_ATTRS if "principal" in whole else attrs["principal"] & KEY_ATTRS.keys()
@@ -84,7 +84,7 @@ def reads_of(policies: Iterable[Mapping[str, object]]) -> Reads:
     )
 
 
-def _scope_is_blind(scope: Mapping[str, object]) -> bool:
+def scope_is_blind(scope: Mapping[str, object]) -> bool:
     """`principal` or `resource` unconstrained, or only by type (which never varies)."""
     return scope.get("op") == "All" or (scope.get("op") == "is" and "in" not in scope)
 

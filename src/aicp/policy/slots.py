@@ -33,7 +33,7 @@ ROUTE_FREE_TYPES = frozenset(
 #: Beyond this many routes a batch is asked route by route (copies cost build time and
 #: memory: about 40 µs and 4 KB each).
 MAX_SLOTS = 16
-_ALL: Json = {"op": "All"}
+ALL: Json = {"op": "All"}
 _ROUTE_TYPE = {"op": "is", "entity_type": "Aicp::Route"}
 
 
@@ -48,7 +48,7 @@ def slottable(policies: Mapping[str, Json]) -> bool:
     """Whether every policy reads the route only by attribute (its resource scope names
     the route type at most) and names no route entity."""
     return all(
-        est.get("resource", _ALL) in (_ALL, _ROUTE_TYPE) and _by_attribute(est.get("conditions"))
+        est.get("resource", ALL) in (ALL, _ROUTE_TYPE) and _by_attribute(est.get("conditions"))
         for est in policies.values()
     )
 
@@ -58,7 +58,7 @@ def slot_set(policies: Mapping[str, Json], n: int) -> SlotSet:
     and condition (as pruning often leaves them) share their copies."""
     alike: dict[bytes, list[str]] = {}
     for pid, est in policies.items():
-        shape = {k: est.get(k, _ALL) for k in ("principal", "action")}
+        shape = {k: est.get(k, ALL) for k in ("principal", "action")}
         shape["conditions"] = est.get("conditions") or []
         alike.setdefault(orjson.dumps(shape, option=orjson.OPT_SORT_KEYS), []).append(pid)
     ests: dict[str, Json] = {}
@@ -70,9 +70,9 @@ def slot_set(policies: Mapping[str, Json], n: int) -> SlotSet:
             copy = f"{i}/{group[0]}"
             ests[copy] = {
                 "effect": "permit",
-                "principal": est.get("principal", _ALL),
-                "action": est.get("action", _ALL),
-                "resource": _ALL,
+                "principal": est.get("principal", ALL),
+                "action": est.get("action", ALL),
+                "resource": ALL,
                 "conditions": _in_slot(est.get("conditions") or [], f"{i}."),
             }
             copies[copy] = (i, named)
