@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -136,6 +137,20 @@ def test_running_imported_code_needs_an_admin_key(
     # YAML that names a callable is imported code too.
     yaml_call = "pipeline: p\nstages:\n  a: {call: 'os:getcwd'}\n"
     assert member.post("/v1/pipelines/runs", json={"yaml": yaml_call}).status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/v1/pipelines/runs", "/v1/pipelines/validate"])
+def test_a_member_cannot_make_the_gateway_import_a_module(member: httpx.Client, path: str) -> None:
+    marker = "tests.pipeline.import_marker"
+    sys.modules.pop(marker, None)
+    for body in (
+        {"ref": f"{marker}:stage"},
+        {"yaml": f"pipeline: p\nstages:\n  a: {{call: '{marker}:stage'}}\n"},
+    ):
+        refused = member.post(path, json=body)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "admin_required"
+    assert marker not in sys.modules  # refused before compiling, which would import it
 
 
 def test_a_bad_pipeline_is_a_400_listing_every_problem(member: httpx.Client) -> None:

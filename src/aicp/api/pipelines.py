@@ -137,11 +137,12 @@ async def validate(request: Request) -> Response:
     tags: [pipelines]
     responses:
       200: {description: "{valid: true, name, stages} or {valid: false, problems: [...]}"}
+      403: {description: "Code the gateway would import, without an admin key."}
     """
-    await caller(request)
+    p = await caller(request)
     body = await body_of(request, Source)
     return json_response(
-        await service(request).validate(body.pipeline, body.yaml, body.path, body.ref)
+        await service(request).validate(p, body.pipeline, body.yaml, body.path, body.ref)
     )
 
 

@@ -158,9 +158,18 @@ class PipelineService:
     # --- compiling --------------------------------------------------------------------
 
     async def compile(
-        self, yaml: str | None, path: str | None, ref: str | None
+        self, p: Principal, yaml: str | None, path: str | None, ref: str | None
     ) -> tuple[Pipeline, dict[str, str]]:
+        """Compile a pipeline sent by `p`. Compiling imports what the pipeline names, so a
+        pipeline that runs imported code is refused before it, unless `p` is an admin."""
         from aicp.pipeline.load import from_origin
+
+        if not is_admin(p) and (ref is not None or yaml_imports_code(yaml or "")):
+            raise PermissionDenied(
+                "this pipeline runs code the gateway imports (python stages or import "
+                "paths): an admin must run it or register it with POST /v1/pipelines",
+                code="admin_required",
+            )
 
         origin = (
             {"kind": "yaml", "text": yaml, "path": path or "<request>"}
@@ -171,15 +180,15 @@ class PipelineService:
         return pipeline, origin
 
     async def validate(
-        self, name: str | None, yaml: str | None, path: str | None, ref: str | None
+        self, p: Principal, name: str | None, yaml: str | None, path: str | None, ref: str | None
     ) -> dict[str, Any]:
         try:
             if name is not None:
                 pipeline = (await self._definition(name))[0]
             else:
-                pipeline = (await self.compile(yaml, path, ref))[0]
+                pipeline = (await self.compile(p, yaml, path, ref))[0]
         except AicpError as err:
-            if err.status >= 500 or err.status == 404:
+            if err.status >= 500 or err.status in (403, 404):
                 raise
             return {"valid": False, "problems": list(getattr(err, "problems", [err.message]))}
         return {"valid": True, **describe(pipeline)}
@@ -193,7 +202,7 @@ class PipelineService:
             raise PermissionDenied(
                 "registering a pipeline needs an admin key", code="admin_required"
             )
-        pipeline, origin = await self.compile(yaml, path, ref)
+        pipeline, origin = await self.compile(p, yaml, path, ref)
         name = name or pipeline.name
         now = time.time()
         async with self.state.db.begin() as conn:
@@ -251,14 +260,7 @@ class PipelineService:
         if name is not None:
             pipeline = (await self._definition(name))[0]
         else:
-            # Checked before compiling: compiling imports what the pipeline names.
-            if not is_admin(p) and (ref is not None or yaml_imports_code(yaml or "")):
-                raise PermissionDenied(
-                    "this pipeline runs code the gateway imports (python stages or import "
-                    "paths): an admin must run it or register it with POST /v1/pipelines",
-                    code="admin_required",
-                )
-            pipeline = (await self.compile(yaml, path, ref))[0]
+            pipeline = (await self.compile(p, yaml, path, ref))[0]
         engine = await self.engine()
         run_id = await asyncio.to_thread(
             engine.submit, pipeline, dict(params), key_id=p.key_id, team_id=p.team_id
