@@ -106,13 +106,6 @@ def _end(
     rt.pipelines.pop(run_id, None)
 
 
-def dependencies(stage: Stage) -> list[str]:
-    """What must finish before `stage`: `depends_on` and the stages its inputs name."""
-    names = list(stage.depends_on)
-    names += [r.name for r in stage.inputs.values() if r.kind == "stage" and r.name not in names]
-    return names
-
-
 def ready(
     pipeline: Pipeline, outcomes: Mapping[str, Outcome], busy: Mapping[str, object]
 ) -> list[str]:
@@ -121,7 +114,7 @@ def ready(
     for name, stage in pipeline.stages.items():
         if name in outcomes or name in busy:
             continue
-        deps = dependencies(stage)
-        if all(d in outcomes and outcomes[d]["status"] == "succeeded" for d in deps):
+        # `depends_on` holds the stages the inputs name too (model.Stage).
+        if all(d in outcomes and outcomes[d]["status"] == "succeeded" for d in stage.depends_on):
             out.append(name)
     return out

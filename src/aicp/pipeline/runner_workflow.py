@@ -34,7 +34,6 @@ from aicp.pipeline.runner_approval import wait_for_approval
 from aicp.pipeline.runner_exec import RunInfo, Runtime, describe
 from aicp.pipeline.runner_runs import (
     begin_run,
-    dependencies,
     fail_run,
     finish_run,
     paused_by_dbos,
@@ -114,7 +113,7 @@ async def _schedule(rt: Runtime, run_id: str) -> str:
         if failed is None:
             for name in ready(pipeline, outcomes, running)[: limit - len(running)]:
                 stage = pipeline.stages[name]
-                upstream = {d: outcomes[d]["output"] for d in dependencies(stage)}
+                upstream = {d: outcomes[d]["output"] for d in stage.depends_on}
                 running[name] = _launch(slots[name], run, stage, upstream)
         if not running or (failed is not None and _only_waits(pipeline, running)):
             break
@@ -130,8 +129,9 @@ async def _schedule(rt: Runtime, run_id: str) -> str:
 
 
 def _only_waits(pipeline: Pipeline, running: Mapping[str, object]) -> bool:
-    """Every running stage is an approval (a person may take a day; a failed run won't)."""
-    return all(pipeline.stages[name].type == "approval" for name in running)
+    """Every running stage waits on the run itself (an approval: a person may take a day;
+    a failed run won't), i.e. is one of the runner's own steps."""
+    return all(pipeline.stages[name].type in _STEPS for name in running)
 
 
 def _launch(

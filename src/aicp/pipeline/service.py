@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from aicp.api.authz import is_admin
 from aicp.errors import AicpError, PermissionDenied, RequestError
 from aicp.pipeline.access import describe, may_see, yaml_imports_code
-from aicp.pipeline.model import FINAL_RUN, Pipeline
+from aicp.pipeline.model import Pipeline
+from aicp.pipeline.store import ACTIVE
 from aicp.plane.exchange import Principal
 from aicp.routing.bindings import BindingSync
 from aicp.storage.db import database_url
@@ -80,9 +81,11 @@ class PipelineService:
             registry.close()
 
     async def _unfinished(self) -> bool:
-        query = sa.select(sa.func.count()).where(pipeline_runs.c.status.not_in(FINAL_RUN))
+        """Whether a run would resume: a paused one waits for `resume`, which starts the
+        engine itself, so it does not launch DBOS at every start-up."""
+        active = sa.exists().where(pipeline_runs.c.status.in_(ACTIVE))
         async with self.state.db.connect() as conn:
-            return bool((await conn.execute(query)).scalar_one())
+            return bool((await conn.execute(sa.select(active))).scalar_one())
 
     def reader(self) -> PipelineEngine:
         """The engine for what only reads and writes rows (runs, events, approvals and

@@ -123,7 +123,12 @@ class PipelineStore:
             query = query.where(pipeline_runs.c.pipeline == pipeline)
         if status is not None:
             query = query.where(pipeline_runs.c.status == status)
-        return [self._run(row, self.stage_results(row["id"])) for row in self._all(query)]
+        rows = self._all(query)
+        stages: dict[str, dict[str, StageResult]] = {row["id"]: {} for row in rows}
+        if rows:  # every run's stages in one query, not one a run
+            for row in self._all(self._stages_query(pipeline_stages.c.run_id.in_(list(stages)))):
+                stages[row["run_id"]][row["stage"]] = _stage_result(row)
+        return [self._run(row, stages[row["id"]]) for row in rows]
 
     def runs_in(self, statuses: Collection[str]) -> list[dict[str, Any]]:
         return self._all(pipeline_runs.select().where(pipeline_runs.c.status.in_(list(statuses))))
@@ -173,13 +178,16 @@ class PipelineStore:
         return None if row is None else _stage_result(row)
 
     def stage_results(self, run_id: str) -> dict[str, StageResult]:
-        c = pipeline_stages.c
-        query = (
-            pipeline_stages.select()
-            .where(c.run_id == run_id)
-            .order_by(c.started_at.asc().nulls_last(), c.stage)
-        )
+        query = self._stages_query(pipeline_stages.c.run_id == run_id)
         return {row["stage"]: _stage_result(row) for row in self._all(query)}
+
+    @staticmethod
+    def _stages_query(where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        """Stage rows in the order a run shows them: by start, unstarted last."""
+        c = pipeline_stages.c
+        return (
+            pipeline_stages.select().where(where).order_by(c.started_at.asc().nulls_last(), c.stage)
+        )
 
     def update_stage(
         self, run_id: str, stage: str, *, when: Collection[str] | None = None, **values: Any
