@@ -33,9 +33,14 @@ class RemoteTimeout(Exception):
     pass
 
 
-class _NoRemoteLlm:
+class NoLlm:
+    """The gateway of a context that has none: every call fails the stage, saying `why`."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
     def _refuse(self) -> StageFailed:
-        return StageFailed("a distributed stage has no gateway: run llm calls in a local stage")
+        return StageFailed(self.why)
 
     def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> LlmReply:
         raise self._refuse()
@@ -56,8 +61,13 @@ class RemoteContext:
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
-    def llm(self) -> _NoRemoteLlm:
-        return _NoRemoteLlm()
+    def llm(self) -> NoLlm:
+        return NoLlm("a distributed stage has no gateway: run llm calls in a local stage")
+
+    @property
+    def services(self) -> Mapping[str, Any]:
+        """None on a Ray worker: the registry and the like live in the gateway process."""
+        return {}
 
     def record_receipt(self, receipt_id: str | None, cost_usd: float) -> None:
         if receipt_id:

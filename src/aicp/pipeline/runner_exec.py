@@ -15,15 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aicp.pipeline.distributed import RayRunner
+from aicp.pipeline.distributed import NoLlm, RayRunner
 from aicp.pipeline.model import (
-    EmbedReply,
     Llm,
-    LlmReply,
     Pipeline,
     PipelineRun,
     Stage,
-    StageFailed,
     StageResult,
     Tracker,
 )
@@ -50,20 +47,10 @@ def describe(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
 
 
-class NoLlm:
-    """The gateway of an engine started without one: every call fails the stage, clearly."""
-
-    def _refuse(self) -> StageFailed:
-        return StageFailed(
-            "this pipeline engine has no gateway to call: start it with `llm` or `llm_for` "
-            "(inside `aicp serve` the gateway itself is used)"
-        )
-
-    def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> LlmReply:
-        raise self._refuse()
-
-    def embed(self, model: str, inputs: list[str]) -> EmbedReply:
-        raise self._refuse()
+NO_GATEWAY = (
+    "this pipeline engine has no gateway to call: start it with `llm` or `llm_for` "
+    "(inside `aicp serve` the gateway itself is used)"
+)
 
 
 class RunContext:
@@ -208,7 +195,7 @@ class Runtime:
     def llm_of(self, run: RunInfo, stage: str) -> Llm:
         if self.llm_for is not None:
             return self.llm_for(run.run_id, stage, run.key_id)
-        return self.llm if self.llm is not None else NoLlm()
+        return self.llm if self.llm is not None else NoLlm(NO_GATEWAY)
 
     def track(self, what: str, *args: Any) -> Any:
         """Call the tracker; its failures are logged, never the run's."""
