@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -80,8 +81,17 @@ def test_approve_and_cancel(gw: GatewayServer, tmp_path: Path) -> None:
     wait_status(gw, second, "cancelled")
 
 
+def status_json(gw: GatewayServer, run_id: str) -> str:
+    """`aicp pipeline status --json` as printed: stdout alone (the in-process gateway's
+    own log lines, MLflow's among them, go to stderr)."""
+    args = ["pipeline", "status", run_id, "--json", "--url", gw.url, "--key", MASTER]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 def wait_status(gw: GatewayServer, run_id: str, status: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while f'"status": "{status}"' not in aicp(gw, "status", run_id, "--json").split('"stages"')[0]:
+    while json.loads(status_json(gw, run_id))["status"] != status:
         assert time.monotonic() < deadline, f"run {run_id} never became {status}"
         time.sleep(0.1)
