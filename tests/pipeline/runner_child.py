@@ -9,9 +9,10 @@ python -m tests.pipeline.runner_child decide DATABASE_URL DATA_DIR RUN_ID STAGE 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,17 @@ def migrate(url: str) -> str:
 
     asyncio.run(run())
     return url
+
+
+@contextlib.contextmanager
+def started(url: str, directory: Path, **kwargs: Any) -> Iterator[PipelineEngine]:
+    """`engine(...)`, started, and closed after the block (the tests' `eng` fixtures)."""
+    e = engine(url, directory, **kwargs)
+    e.start()
+    try:
+        yield e
+    finally:
+        e.close()
 
 
 def migrated_database(directory: Path) -> str:

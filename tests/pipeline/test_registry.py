@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import threading
 import uuid
@@ -20,9 +19,8 @@ from aicp.pipeline.registry import (
     RegistryNotFound,
 )
 from aicp.pipeline.registry_audit import GENESIS
-from aicp.storage.db import Database
-from aicp.storage.migrate import upgrade
 from aicp.storage.schema import model_bindings
+from tests.pipeline.runner_child import migrate
 
 #: The triggers of migration 0005 that keep registry_audit append-only.
 DROP_TRIGGERS = {
@@ -32,17 +30,6 @@ DROP_TRIGGERS = {
     ],
     "postgresql": ["DROP TRIGGER registry_audit_append_only ON registry_audit"],
 }
-
-
-def migrate(url: str) -> None:
-    async def run() -> None:
-        db = Database(url)
-        try:
-            await upgrade(db)
-        finally:
-            await db.aclose()
-
-    asyncio.run(run())
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from aicp.errors import RequestError
 from aicp.pipeline.model import Pipeline, Stage
 from aicp.pipeline.runner import PipelineEngine
-from tests.pipeline.runner_child import CHILD, engine, migrated_database, pipeline, stage
+from tests.pipeline.runner_child import CHILD, migrated_database, pipeline, stage, started
 
 
 @pytest.fixture
@@ -23,10 +23,8 @@ def url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def eng(url: str, tmp_path: Path) -> Iterator[PipelineEngine]:
-    e = engine(url, tmp_path)
-    e.start()
-    yield e
-    e.close()
+    with started(url, tmp_path) as e:
+        yield e
 
 
 def gated(**options: Any) -> Pipeline:

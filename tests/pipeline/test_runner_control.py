@@ -16,11 +16,11 @@ from aicp.pipeline.model import Pipeline
 from aicp.pipeline.runner import PipelineEngine
 from tests.pipeline.runner_child import (
     WORKDIR,
-    engine,
     eventually,
     migrated_database,
     pipeline,
     stage,
+    started,
 )
 from tests.pipeline.stages_for_runner import Point
 from tests.pipeline.test_runner import RecordingTracker
@@ -38,10 +38,8 @@ def tracker() -> RecordingTracker:
 
 @pytest.fixture
 def eng(url: str, tmp_path: Path, tracker: RecordingTracker) -> Iterator[PipelineEngine]:
-    e = engine(url, tmp_path, tracker=tracker)
-    e.start()
-    yield e
-    e.close()
+    with started(url, tmp_path, tracker=tracker) as e:
+        yield e
 
 
 def lines(path: Path) -> list[str]:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from aicp.pipeline.model import Stage
 from aicp.pipeline.runner import PipelineEngine
 from aicp.storage.db import sync_url
-from tests.pipeline.runner_child import WORKDIR, engine, migrate, pipeline, stage
+from tests.pipeline.runner_child import WORKDIR, migrate, pipeline, stage, started
 
 pytestmark = pytest.mark.postgres
 
@@ -24,10 +24,8 @@ def pg_url(postgres_url: str) -> str:
 
 @pytest.fixture
 def eng(pg_url: str, tmp_path: Path) -> Iterator[PipelineEngine]:
-    e = engine(pg_url, tmp_path)
-    e.start()
-    yield e
-    e.close()
+    with started(pg_url, tmp_path) as e:
+        yield e
 
 
 def test_a_run_with_retries_and_an_approval_on_postgres(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aicp.pipeline.runner import PipelineEngine
-from tests.pipeline.runner_child import engine, migrated_database, pipeline, stage
+from tests.pipeline.runner_child import migrated_database, pipeline, stage, started
 
 REQUIRE_VAR = "AICP_REQUIRE_SERVICES"
 
@@ -27,10 +27,8 @@ def require_ray() -> None:
 
 @pytest.fixture
 def eng(tmp_path: Path) -> Iterator[PipelineEngine]:
-    e = engine(migrated_database(tmp_path), tmp_path)
-    e.start()
-    yield e
-    e.close()
+    with started(migrated_database(tmp_path), tmp_path) as e:
+        yield e
 
 
 def test_a_distributed_stage_runs_on_ray_and_its_attempts_time_out_there(

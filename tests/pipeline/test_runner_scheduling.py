@@ -13,15 +13,13 @@ import pytest
 
 from aicp.pipeline.model import PipelineRun, Ref
 from aicp.pipeline.runner import PipelineEngine
-from tests.pipeline.runner_child import WORKDIR, engine, migrated_database, pipeline, stage
+from tests.pipeline.runner_child import WORKDIR, migrated_database, pipeline, stage, started
 
 
 @pytest.fixture
 def eng(tmp_path: Path) -> Iterator[PipelineEngine]:
-    e = engine(migrated_database(tmp_path), tmp_path)
-    e.start()
-    yield e
-    e.close()
+    with started(migrated_database(tmp_path), tmp_path) as e:
+        yield e
 
 
 def done(eng: PipelineEngine, run_id: str) -> PipelineRun:
