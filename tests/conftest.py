@@ -26,6 +26,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI tests: no AICP_URL or AICP_API_KEY from the environment, and a terminal wide
+    enough that tables are not cut."""
+    for name in ("AICP_URL", "AICP_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture
 def upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream() as up:
         yield up

@@ -14,6 +14,19 @@ from aicp.config import Settings, load_settings
 from aicp.testing import FakeUpstream
 
 
+def run_cli(url: str, key: str, *args: str, code: int = 0) -> str:
+    """`aicp ARGS --url URL --key KEY` through typer's test runner, its exit code checked:
+    what it printed to stdout, or everything it printed when it is to fail (errors go to
+    stderr)."""
+    from typer.testing import CliRunner
+
+    from aicp.cli.main import app
+
+    result = CliRunner().invoke(app, [*args, "--url", url, "--key", key])
+    assert result.exit_code == code, result.output
+    return result.stdout if code == 0 else result.output
+
+
 def make_settings(
     data: dict[str, Any] | None = None, env: dict[str, str] | None = None
 ) -> Settings:

@@ -7,21 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from aicp.cli.main import app
 from aicp.testing import GatewayServer
-from tests.helpers import make_settings
+from tests.helpers import make_settings, run_cli
 
-runner = CliRunner()
 MASTER = "sk-master-cli-cache"
 
 
 @pytest.fixture
-def gw(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayServer]:
-    for name in ("AICP_URL", "AICP_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
+def gw(cli_env: None) -> Iterator[GatewayServer]:
     settings = make_settings(
         {
             "server": {"master_key": MASTER},
@@ -34,9 +28,7 @@ def gw(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayServer]:
 
 
 def _run(gw: GatewayServer, *args: str, code: int = 0) -> str:
-    result = runner.invoke(app, [*args, "--url", gw.url, "--key", MASTER])
-    assert result.exit_code == code, result.output
-    return result.output
+    return run_cli(gw.url, MASTER, *args, code=code)
 
 
 def test_warmup_fills_the_cache_and_clear_empties_it(gw: GatewayServer, tmp_path: Path) -> None:

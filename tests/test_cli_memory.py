@@ -5,29 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from typer.testing import CliRunner
 
-from aicp.cli.main import app
 from aicp.testing import GatewayServer
-from tests.helpers import make_settings
+from tests.helpers import make_settings, run_cli
 
-runner = CliRunner()
 MASTER = "sk-master-cli-memory"
 
 
 @pytest.fixture
-def gw(monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayServer]:
-    for name in ("AICP_URL", "AICP_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
+def gw(cli_env: None) -> Iterator[GatewayServer]:
     with GatewayServer(make_settings({"server": {"master_key": MASTER}})) as server:
         yield server
 
 
 def _run(gw: GatewayServer, *args: str, code: int = 0) -> str:
-    result = runner.invoke(app, ["memory", *args, "--url", gw.url, "--key", MASTER])
-    assert result.exit_code == code, result.output
-    return result.output
+    return run_cli(gw.url, MASTER, "memory", *args, code=code)
 
 
 def test_add_search_show_and_history(gw: GatewayServer) -> None:

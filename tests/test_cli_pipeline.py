@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from aicp.cli.main import app
 from aicp.testing import FakeUpstream, GatewayServer
+from tests.helpers import run_cli
 from tests.pipeline.fake_ctx import MASTER, priced_settings
 from tests.pipeline.test_gateway_pipelines import ANSWER_YAML, APPROVAL_YAML
 
@@ -20,18 +21,13 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def gw(upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayServer]:
-    for name in ("AICP_URL", "AICP_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
+def gw(upstream: FakeUpstream, cli_env: None) -> Iterator[GatewayServer]:
     with GatewayServer(priced_settings(upstream)) as server:
         yield server
 
 
 def aicp(gw: GatewayServer, *args: str, code: int = 0) -> str:
-    result = runner.invoke(app, ["pipeline", *args, "--url", gw.url, "--key", MASTER])
-    assert result.exit_code == code, result.output
-    return result.output
+    return run_cli(gw.url, MASTER, "pipeline", *args, code=code)
 
 
 def test_validate_reports_each_problem_with_its_line(tmp_path: Path) -> None:
@@ -82,12 +78,9 @@ def test_approve_and_cancel(gw: GatewayServer, tmp_path: Path) -> None:
 
 
 def status_json(gw: GatewayServer, run_id: str) -> str:
-    """`aicp pipeline status --json` as printed: stdout alone (the in-process gateway's
-    own log lines, MLflow's among them, go to stderr)."""
-    args = ["pipeline", "status", run_id, "--json", "--url", gw.url, "--key", MASTER]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    return result.stdout
+    """`aicp pipeline status --json` as printed to stdout (the in-process gateway's own
+    log lines, MLflow's among them, go to stderr)."""
+    return run_cli(gw.url, MASTER, "pipeline", "status", run_id, "--json")
 
 
 def wait_status(gw: GatewayServer, run_id: str, status: str, timeout: float = 30) -> None:

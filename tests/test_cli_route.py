@@ -6,13 +6,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from typer.testing import CliRunner
 
-from aicp.cli.main import app
 from aicp.testing import FakeUpstream, GatewayServer
 from tests.api.test_control_plane import LEGAL, MASTER, _calls, _settings
-
-runner = CliRunner()
+from tests.helpers import run_cli
 
 
 @pytest.fixture
@@ -22,20 +19,13 @@ def ups() -> Iterator[tuple[FakeUpstream, FakeUpstream]]:
 
 
 @pytest.fixture
-def gw(
-    ups: tuple[FakeUpstream, FakeUpstream], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[GatewayServer]:
-    for name in ("AICP_URL", "AICP_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
+def gw(ups: tuple[FakeUpstream, FakeUpstream], cli_env: None) -> Iterator[GatewayServer]:
     with GatewayServer(_settings(*ups)) as server:
         yield server
 
 
 def _run(gw: GatewayServer, *args: str) -> str:
-    result = runner.invoke(app, ["route", *args, "--url", gw.url, "--key", MASTER])
-    assert result.exit_code == 0, result.output
-    return result.stdout
+    return run_cli(gw.url, MASTER, "route", *args)
 
 
 def test_route_simulate_prints_the_decisions_and_sends_nothing(
