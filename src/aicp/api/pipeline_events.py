@@ -96,7 +96,7 @@ async def _pump(
                 await wake.wait()
         wake.clear()
         # Seen to be visible once, before the handshake: now only its new events.
-        batch = await asyncio.to_thread(svc.reader().events, run_id, seq)
+        batch = await svc.new_events(run_id, seq)
 
 
 async def _until_gone(ws: WebSocket) -> None:

@@ -326,6 +326,11 @@ class PipelineService:
 
     async def events(self, p: Principal, run_id: str, after: int = 0) -> list[dict[str, Any]]:
         await self._visible(p, run_id)
+        return await self.new_events(run_id, after)
+
+    async def new_events(self, run_id: str, after: int) -> list[dict[str, Any]]:
+        """A run's events after `after`, for a caller whose sight of the run was checked
+        already (the WebSocket checks once, at its handshake, then polls this)."""
         found: list[dict[str, Any]] = await asyncio.to_thread(self.reader().events, run_id, after)
         return found
 
